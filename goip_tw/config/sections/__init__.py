@@ -1,0 +1,1 @@
+"""Config sections, one module per area; each registers itself with @section."""

@@ -1,0 +1,1 @@
+"""Persistent store: IStore, the SQLite implementation, numbered migrations."""
