@@ -1,0 +1,1 @@
+"""Media engine: RTP/RTCP, jitter buffer, codecs, DTMF, tones, VAD, SRTP, bridge."""
