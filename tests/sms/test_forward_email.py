@@ -1,0 +1,105 @@
+"""F-498 e-mail forwarding against a real SMTP server (aiosmtpd) on 127.0.0.1."""
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from goip_tw.sms.mailer import SmtpSettings, build_message, header_safe, send_message
+from tests.peers.smtp import SmtpSink
+
+EVIL = "hi\r\nBcc: victim@example.com\r\n.\r\nMAIL FROM:<x@y>\r\n\u2028Subject: pwned 😀 你好"
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@pytest.fixture(params=["starttls", "tls"])
+def sink(request, tmp_path):
+    s = SmtpSink(tmp_path, mode=request.param)
+    s.start()
+    yield s
+    s.stop()
+
+
+def settings_for(sink, **kw):
+    base = dict(
+        host="127.0.0.1",
+        port=sink.port,
+        from_addr="gw@example.org",
+        to_addrs=("owner@example.org",),
+        username=sink.username,
+        password=sink.password,
+        security=sink.mode,
+        ca_file=str(sink.ca_path),
+        timeout=10,
+    )
+    base.update(kw)
+    return SmtpSettings(**base)
+
+
+def test_header_safe_drops_line_breaks():
+    assert header_safe("+86\r\nBcc: x\u2028y\x00") == "+86 Bcc: x y"
+
+
+def test_message_has_no_injected_headers():
+    raw = build_message(
+        from_addr="gw@example.org",
+        to_addrs=["a@example.org"],
+        sms_sender="+8613\r\nBcc: victim@example.com",
+        line=1,
+        text=EVIL,
+        received_at="2026-01-01T00:00:00Z",
+    )
+    assert b"\r" not in raw
+    head, _, body = raw.partition(b"\n\n")
+    names = [l.split(b":")[0] for l in head.split(b"\n") if l and not l[:1].isspace()]
+    assert b"Bcc" not in names
+    assert names.count(b"Subject") == 1
+    assert b"\n.\n" not in body
+
+
+@pytest_twisted.inlineCallbacks
+def test_send_utf8_body_with_auth(sink):
+    msg = build_message(
+        from_addr="gw@example.org",
+        to_addrs=["owner@example.org"],
+        sms_sender="+8613670128297",
+        line=2,
+        text=EVIL,
+        received_at="2026-01-01T00:00:00Z",
+    )
+    yield send_message(reactor, settings_for(sink), msg)
+    assert len(sink.messages) == 1
+    got = sink.messages[0]
+    assert got["Subject"] == "SMS from +8613670128297 (L2)"
+    assert got["From"] == "gw@example.org"
+    assert got["To"] == "owner@example.org"
+    assert got["Bcc"] is None
+    assert got.get_content_charset() == "utf-8"
+    assert EVIL.replace("\r\n", "\n") in got.get_content().replace("\r\n", "\n")
+    assert sink.envelopes == [("gw@example.org", ["owner@example.org"])]
+    assert sink.mbox_path.exists()
+
+
+@pytest_twisted.inlineCallbacks
+def test_wrong_password_fails(sink):
+    msg = build_message(
+        from_addr="gw@example.org", to_addrs=["o@example.org"], sms_sender="1",
+        line=1, text="x", received_at="t",
+    )
+    with pytest.raises(Exception):
+        yield send_message(reactor, settings_for(sink, password="nope"), msg)
+    assert sink.messages == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_untrusted_certificate_refused(sink, tmp_path):
+    (tmp_path / "other").mkdir()
+    other = SmtpSink(tmp_path / "other")  # never started: only its certificate
+    msg = build_message(
+        from_addr="gw@example.org", to_addrs=["o@example.org"], sms_sender="1",
+        line=1, text="x", received_at="t",
+    )
+    with pytest.raises(Exception):
+        yield send_message(reactor, settings_for(sink, ca_file=str(other.ca_path)), msg)
+    assert sink.messages == []
