@@ -1,0 +1,170 @@
+"""The composition root: the gateway's service tree.
+
+``GatewayService`` owns the shared pieces (config manager, store, event bus) and
+one named child service per subsystem.  Children start in dependency order (store
+first, web last) and stop in reverse, so the web UI is gone before the lines stop
+and the store closes only after everything that writes to it has stopped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import time
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import ILogObserver, Logger
+
+from goip_tw import __version__
+from goip_tw.events import EventBus
+from goip_tw.store.eventlog import EventLog
+from goip_tw.store.sqlite import SqliteStore
+
+#: (name, module providing build_service(gateway)); order = start order.
+SUBSYSTEMS = (
+    ("simulator", "goip_tw.simulator.service"),
+    ("modems", "goip_tw.modem.service"),
+    ("media", "goip_tw.media.service"),
+    ("sip", "goip_tw.sip.service"),
+    ("calls", "goip_tw.calls.service"),
+    ("sms", "goip_tw.sms.service"),
+    ("smpp", "goip_tw.smpp.service"),
+    ("web", "goip_tw.web.service"),
+)
+
+
+class StoreService(service.Service):
+    """Opens the store first and closes it last."""
+
+    name = "store"
+
+    def __init__(self, store):
+        self.store = store
+        self.ready = None
+
+    def startService(self):
+        super().startService()
+        # Jobs queue behind the migration, so later services may write at once.
+        self.ready = self.store.start()
+
+    def stopService(self):
+        super().stopService()
+        return self.store.stop()
+
+
+class GatewayService(service.MultiService):
+    log = Logger()
+
+    def __init__(self, config_manager, data_dir: str, reactor=None, subsystems=SUBSYSTEMS):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _r
+            reactor = _r
+        self.reactor = reactor
+        self.config_manager = config_manager
+        self.data_dir = data_dir
+        self.events = EventBus()
+        self.started_at = None
+        cfg = self.config
+        self.store = SqliteStore(os.path.join(data_dir, cfg.store.sqlite_file), reactor=reactor)
+        self.event_log = EventLog(self.store)
+        StoreService(self.store).setServiceParent(self)
+        self._subsystems = {"store": self.store}
+        self.console_lines: list[str] = []
+        for name, module in subsystems:
+            svc = self._build(name, module)
+            if svc is not None:
+                svc.setServiceParent(self)
+        config_manager.listen(self._config_changed)
+
+    @property
+    def config(self):
+        return self.config_manager.config
+
+    def _build(self, name, module):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                return None
+            raise
+        svc = mod.build_service(self)
+        if svc is None:
+            return None
+        if getattr(svc, "name", None) is None:
+            svc.setName(name)
+        self._subsystems[name] = svc
+        return svc
+
+    def subsystem(self, name: str):
+        """The named subsystem's service (or None when this build has none)."""
+        return self._subsystems.get(name)
+
+    def announce(self, line: str) -> None:
+        """A line for the person at the console (the demo account, the web URL)."""
+        self.console_lines.append(line)
+        self.log.info("{console_line}", console_line=line)
+        print(line, flush=True)
+
+    # -- twistd hooks ----------------------------------------------------------------
+
+    def setServiceParent(self, parent):
+        super().setServiceParent(parent)
+        if self.config.logging.format == "json" and hasattr(parent, "setComponent"):
+            from goip_tw.logging import json_observer
+
+            parent.setComponent(ILogObserver, json_observer())
+
+    def startService(self):
+        self.started_at = time.time()
+        self.log.info("goip-tw {version} starting; data in {data_dir}",
+                      version=__version__, data_dir=self.data_dir)
+        if self.reactor is _global_reactor():
+            signal.signal(signal.SIGHUP, lambda *a: self.reactor.callFromThread(self.reload))
+        super().startService()
+        self.event_log.append("gateway", "started", version=__version__)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        self.log.info("goip-tw stopping")
+        yield self.event_log.append("gateway", "stopping")
+        yield super().stopService()
+        self.log.info("goip-tw stopped cleanly")
+
+    def reload(self):
+        """SIGHUP: re-read the config file and tell services what changed."""
+        self.log.info("SIGHUP: reloading {path}", path=self.config_manager.path)
+        return self.config_manager.reload()
+
+    def _config_changed(self, old, new, changed):
+        for svc in self:
+            reconfig = getattr(svc, "reconfig", None)
+            if reconfig is not None:
+                try:
+                    reconfig(old, new, changed)
+                except Exception:
+                    self.log.failure("{name} failed to apply new config", name=svc.name)
+
+    # -- status ----------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """What /health shows: nothing private."""
+        services = {}
+        for svc in self:
+            state = getattr(svc, "health_state", None)
+            services[svc.name] = state() if callable(state) else (
+                "running" if svc.running else "stopped")
+        return {
+            "status": "ok" if self.running else "stopping",
+            "version": __version__,
+            "uptime": round(time.time() - self.started_at, 1) if self.started_at else 0,
+            "services": services,
+        }
+
+
+def _global_reactor():
+    from twisted.internet import reactor
+
+    return reactor
