@@ -1,13 +1,12 @@
 """VoIP basic and advanced settings: registration modes, prefixes, admission.
 
 Manual §4.3 (VoIP basic: single server F-410, per line F-412, per group F-413,
-trunk gateway F-414, line prefix matching F-411) and §4.4 (VoIP advanced: no-line
-response code F-424, outgoing call authentication F-425, embedded proxy F-415),
-plus the caller-ID style of §4.7 (F-461).  Transport, timer and keep-alive
-settings (F-420, F-423, F-426, F-428, F-431) live in the ``sip`` section.
+trunk gateway F-414, line prefix matching F-411) and §4.4 (VoIP advanced:
+outgoing call authentication F-425, embedded proxy F-415).  Transport, timer and keep-alive settings (F-420, F-423, F-426, F-428, F-431)
+live in the ``sip`` section; the no-line code (F-424), ringback (F-422) and
+caller-ID style (F-461) in the ``calls`` section.
 
-Where the manual is silent we chose: expiry 60 s (its trunk recommendation),
-503 when no line is free (lets a PBX fail over to another gateway), and the
+Where the manual is silent we chose: expiry 60 s (its trunk recommendation) and the
 secure admission default ``address_or_password``: a fresh install accepts calls
 and MESSAGEs without a password only from the configured servers.
 """
@@ -23,7 +22,6 @@ from goip_tw.config.schema import section, setting
 MODES = ("single", "per_line", "per_group", "trunk")
 PREFIX_MATCH = ("off", "caller", "callee")
 OUTGOING_AUTH = ("none", "address", "password", "both", "address_or_password")
-CALLER_ID_MODES = ("off", "rpid", "from", "pai")
 MAX_LIST_CHARS = 140
 
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:(\d{1,5}))?$")
@@ -141,13 +139,6 @@ class VoipConfig:
         help="none; address (only configured servers); password (401 challenge); both; "
              "address_or_password (servers, or anyone who proves the password).",
         feature="F-425")
-    no_line_code: int = setting(503, label="SIP code when no line is free", min=400,
-                                max=699, feature="F-424")
-    caller_id_mode: str = setting("from", label="Caller ID pass-through",
-                                  choices=CALLER_ID_MODES,
-                                  help="off, Remote-Party-ID, From user, P-Asserted-Identity.",
-                                  feature="F-461")
-
     proxy_enabled: bool = setting(False, label="Embedded proxy mode", feature="F-415")
     proxy_password: str = setting("", label="Proxy client password", secret=True,
                                   feature="F-415")
