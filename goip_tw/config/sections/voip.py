@@ -151,7 +151,6 @@ class VoipConfig:
                                   max=20, feature="F-410")
     primary_probe: int = setting(60, label="Return to the main server: probe interval",
                                  unit="s", min=5, max=3600, feature="F-410")
-    user_agent: str = setting("goip-tw", label="User-Agent")
 
     def __attrs_post_init__(self):
         if self.mode == "trunk" and not self.trunk_gateway1 and self.trunk_expires:
