@@ -1,0 +1,792 @@
+"""SIP messages: bytes on the wire, ``str`` inside (RFC 3261 §7, §20, §25).
+
+Public API (stable; the upper SIP layer builds on it):
+
+- ``parse_message(data: bytes) -> Request | Response`` raises ``SipParseError``
+  (with ``.field`` naming the offending part) for anything a UAS must answer with
+  400 or drop.  The start line and framing are checked at once; header lines are
+  split lazily on first access, so a transaction layer that only needs Via, CSeq
+  and Call-ID pays for little more than a ``bytes.split``.
+- ``Request(method, uri, headers=None, body=b"")`` and
+  ``Response(status, reason=None, headers=None, body=b"")``; both have
+  ``.headers`` (a ``Headers`` multimap keyed by canonical lower-case name, compact
+  forms expanded), ``.body`` (bytes), ``.to_bytes()`` (Content-Length always
+  recomputed in *bytes*), and shortcuts ``call_id``, ``cseq`` -> ``(int, str)``,
+  ``top_via`` -> ``Via``, ``from_``/``to`` -> ``NameAddr``.
+- ``Request.make_response(status, reason=None, to_tag=None)`` copies the headers
+  §8.2.6.2 demands (Via list, From, To, Call-ID, CSeq).
+- Value types (frozen attrs): ``SipURI``, ``NameAddr``, ``Via``; each has
+  ``parse(text)`` and ``str()``.
+
+Limits guard memory: ``MAX_MESSAGE`` bytes and ``MAX_HEADERS`` header lines.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+MAX_MESSAGE = 65535
+MAX_HEADERS = 2048
+
+#: RFC 3261 §7.3.3 compact forms plus the common extension ones (RFC 3265, 3515,
+#: 3841, 4028, 4474).
+COMPACT = {
+    "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
+    "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to",
+    "v": "via", "o": "event", "r": "refer-to", "u": "allow-events",
+    "a": "accept-contact", "j": "reject-contact", "d": "request-disposition",
+    "x": "session-expires", "y": "identity", "n": "identity-info", "b": "referred-by",
+}
+
+_CANONICAL = {
+    n.lower(): n for n in (
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Route",
+        "Record-Route", "Content-Type", "Content-Length", "Content-Encoding",
+        "Expires", "Allow", "Supported", "Require", "Unsupported", "User-Agent",
+        "Server", "Authorization", "Proxy-Authorization", "WWW-Authenticate",
+        "Proxy-Authenticate", "Authentication-Info", "Event", "Subject", "Accept",
+        "Allow-Events", "Min-Expires", "Retry-After", "Timestamp", "Date", "Warning",
+        "Refer-To", "Referred-By", "Session-Expires", "Min-SE", "P-Asserted-Identity",
+        "Remote-Party-ID", "Privacy", "Reason", "Organization", "Priority",
+        "Proxy-Require", "In-Reply-To", "Reply-To", "MIME-Version", "Accept-Encoding",
+        "Accept-Language", "Content-Language", "Content-Disposition", "Alert-Info",
+        "Call-Info", "Error-Info", "Identity", "Identity-Info", "RSeq", "RAck",
+    )
+}
+
+#: Headers whose values may be comma-joined lists (§7.3.1); everything else with
+#: a comma (Date, auth headers, quoted display names) is one value.
+LIST_HEADERS = frozenset({
+    "via", "route", "record-route", "contact", "allow", "supported", "require",
+    "unsupported", "proxy-require", "accept", "accept-encoding", "accept-language",
+    "allow-events", "content-encoding", "content-language", "in-reply-to",
+    "warning", "call-info", "alert-info", "error-info",
+})
+
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+
+
+class SipParseError(ValueError):
+    """The message cannot be understood; ``field`` names the part that failed."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+def canonical_name(key: str) -> str:
+    """Wire spelling for a lower-case header name."""
+    name = _CANONICAL.get(key)
+    if name is None:
+        name = "-".join(p[:1].upper() + p[1:] for p in key.split("-"))
+    return name
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a list header on commas outside quotes and angle brackets."""
+    if "," not in value:
+        return [value.strip()]
+    out, depth, quoted, start, i, n = [], 0, False, 0, 0, len(value)
+    while i < n:
+        ch = value[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            out.append(value[start:i].strip())
+            start = i + 1
+        i += 1
+    out.append(value[start:].strip())
+    return [v for v in out if v]
+
+
+def _split_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """``;a=b;c`` -> ``(("a", "b"), ("c", None))``; names lower-cased."""
+    out = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, eq, val = part.partition("=")
+        name = name.strip().lower()
+        out.append((name, val.strip() if eq else None))
+    return tuple(out)
+
+
+def _join_params(params) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+def _param(params, name: str, default=None):
+    for k, v in params:
+        if k == name:
+            return v
+    return default
+
+
+def _with_param(params, name: str, value):
+    rest = tuple((k, v) for k, v in params if k != name)
+    return rest + ((name, value),)
+
+
+# --------------------------------------------------------------------- values
+
+
+@attrs.frozen
+class SipURI:
+    """``sip:``/``sips:`` URI (RFC 3261 §19.1), IPv6 references per RFC 5118.
+
+    ``tel:`` and other schemes are kept opaque in ``host`` with ``scheme`` set.
+    """
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    scheme: str = "sip"
+    password: str | None = None
+    params: tuple = ()
+    headers: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "SipURI":
+        text = text.strip()
+        scheme, colon, rest = text.partition(":")
+        scheme = scheme.lower()
+        if not colon or not scheme or not _is_token(scheme):
+            raise SipParseError("uri", f"no scheme in {text[:80]!r}")
+        if scheme not in ("sip", "sips"):
+            if not rest:
+                raise SipParseError("uri", f"empty {scheme} URI")
+            return cls(host=rest, scheme=scheme)
+        rest, q, hdrs = rest.partition("?")
+        user = password = None
+        if "@" in rest:
+            userinfo, _, rest = rest.rpartition("@")
+            user, pc, pw = userinfo.partition(":")
+            password = pw if pc else None
+            if not user:
+                raise SipParseError("uri", "empty user part")
+        hostport, _, params = rest.partition(";")
+        port = None
+        if hostport.startswith("["):
+            end = hostport.find("]")
+            if end < 0:
+                raise SipParseError("uri", f"unterminated IPv6 reference {hostport!r}")
+            host = hostport[:end + 1]
+            tail = hostport[end + 1:]
+            if tail:
+                if not tail.startswith(":"):
+                    raise SipParseError("uri", f"junk after IPv6 reference {tail!r}")
+                port = _parse_port(tail[1:], "uri")
+            inner = host[1:-1]
+            if not inner or any(c not in "0123456789abcdefABCDEF:." for c in inner):
+                raise SipParseError("uri", f"bad IPv6 reference {host!r}")
+        else:
+            host, pc, p = hostport.partition(":")
+            if pc:
+                port = _parse_port(p, "uri")
+            if ":" in host or not host or any(c in host for c in " \t<>\"[]"):
+                raise SipParseError("uri", f"bad host {hostport!r}")
+        return cls(host=host.lower(), user=user, port=port, scheme=scheme,
+                   password=password, params=_split_params(params),
+                   headers=hdrs if q else None)
+
+    def param(self, name: str, default=None):
+        return _param(self.params, name, default)
+
+    def with_param(self, name: str, value=None) -> "SipURI":
+        return attrs.evolve(self, params=_with_param(self.params, name, value))
+
+    @property
+    def transport(self) -> str:
+        t = self.param("transport")
+        if t:
+            return t.lower()
+        return "tls" if self.scheme == "sips" else "udp"
+
+    def __str__(self) -> str:
+        if self.scheme not in ("sip", "sips"):
+            return f"{self.scheme}:{self.host}"
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(self.user)
+            if self.password is not None:
+                out.append(":" + self.password)
+            out.append("@")
+        out.append(self.host)
+        if self.port is not None:
+            out.append(f":{self.port}")
+        out.append(_join_params(self.params))
+        if self.headers is not None:
+            out.append("?" + self.headers)
+        return "".join(out)
+
+
+def _parse_port(text: str, field: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SipParseError(field, f"bad port {text[:20]!r}")
+    return int(text)
+
+
+@attrs.frozen
+class NameAddr:
+    """``"Display" <uri>;tag=x`` (RFC 3261 §20.10, §25.1 name-addr / addr-spec).
+
+    In the addr-spec form (no angle brackets) parameters after the URI belong to
+    the header, not to the URI (§20.10).
+    """
+
+    uri: SipURI
+    display: str | None = None
+    params: tuple = ()
+
+    @classmethod
+    def parse(cls, text: str, field: str = "name-addr") -> "NameAddr":
+        text = text.strip()
+        display = None
+        lt = text.find("<")
+        if lt >= 0:
+            gt = text.find(">", lt)
+            if gt < 0:
+                raise SipParseError(field, "missing '>'")
+            disp = text[:lt].strip()
+            if disp.startswith('"'):
+                if len(disp) < 2 or not disp.endswith('"'):
+                    raise SipParseError(field, "unterminated quoted display name")
+                disp = disp[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            display = disp or None
+            uri_text, rest = text[lt + 1:gt], text[gt + 1:]
+        else:
+            if text.startswith('"'):
+                raise SipParseError(field, "display name without <uri>")
+            uri_text, _, rest = text.partition(";")
+            rest = ";" + rest if rest else ""
+        try:
+            uri = SipURI.parse(uri_text)
+        except SipParseError as e:
+            raise SipParseError(field, e.detail) from None
+        return cls(uri=uri, display=display, params=_split_params(rest))
+
+    @property
+    def tag(self) -> str | None:
+        return _param(self.params, "tag")
+
+    def param(self, name: str, default=None):
+        return _param(self.params, name, default)
+
+    def with_param(self, name: str, value=None) -> "NameAddr":
+        return attrs.evolve(self, params=_with_param(self.params, name, value))
+
+    def with_tag(self, tag: str) -> "NameAddr":
+        return self.with_param("tag", tag)
+
+    def __str__(self) -> str:
+        disp = ""
+        if self.display:
+            d = self.display.replace("\\", "\\\\").replace('"', '\\"')
+            disp = f'"{d}" '
+        return f"{disp}<{self.uri}>{_join_params(self.params)}"
+
+
+@attrs.frozen
+class Via:
+    """One Via value (RFC 3261 §20.42) with ``received``/``rport`` (RFC 3581)."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: tuple = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "Via":
+        text = text.strip()
+        proto, sp, rest = text.partition(" ")
+        if not sp:
+            proto, sp, rest = text.partition("\t")
+        parts = [p.strip() for p in proto.split("/")]
+        if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0":
+            # sent-protocol may have LWS around the slashes (RFC 4475 §3.1.1.1)
+            joined = "".join(text.split(None, 0))
+            raise SipParseError("via", f"bad sent-protocol in {joined[:60]!r}")
+        sent_by, _, params = rest.strip().partition(";")
+        sent_by = sent_by.strip()
+        port = None
+        if sent_by.startswith("["):
+            end = sent_by.find("]")
+            if end < 0:
+                raise SipParseError("via", f"bad IPv6 sent-by {sent_by!r}")
+            host, tail = sent_by[:end + 1], sent_by[end + 1:].strip()
+            if tail:
+                if not tail.startswith(":"):
+                    raise SipParseError("via", f"bad sent-by {sent_by!r}")
+                port = _parse_port(tail[1:].strip(), "via")
+        else:
+            host, pc, p = sent_by.partition(":")
+            host = host.strip()
+            if pc:
+                port = _parse_port(p.strip(), "via")
+            if not host or any(c in host for c in " \t<>\"[]"):
+                raise SipParseError("via", f"bad sent-by {sent_by[:60]!r}")
+        return cls(transport=parts[2].upper(), host=host.lower(), port=port,
+                   params=_split_params(params))
+
+    @property
+    def branch(self) -> str | None:
+        return _param(self.params, "branch")
+
+    @property
+    def received(self) -> str | None:
+        return _param(self.params, "received")
+
+    @property
+    def rport(self) -> int | None:
+        v = _param(self.params, "rport")
+        return int(v) if v and v.isdigit() else None
+
+    @property
+    def wants_rport(self) -> bool:
+        return any(k == "rport" for k, _ in self.params)
+
+    def param(self, name: str, default=None):
+        return _param(self.params, name, default)
+
+    def with_param(self, name: str, value=None) -> "Via":
+        if any(k == name for k, _ in self.params):
+            params = tuple((k, value if k == name else v) for k, v in self.params)
+        else:
+            params = self.params + ((name, value),)
+        return attrs.evolve(self, params=params)
+
+    def __str__(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        return f"SIP/2.0/{self.transport} {self.host}{port}{_join_params(self.params)}"
+
+
+# -------------------------------------------------------------------- headers
+
+
+class Headers:
+    """Ordered header multimap keyed by canonical lower-case name.
+
+    Built lazily from the raw header block: ``_raw`` holds the undecoded text
+    until the first access.
+    """
+
+    __slots__ = ("_items", "_raw")
+
+    def __init__(self, items=None):
+        self._raw = None
+        self._items = []
+        if items:
+            for name, value in (items.items() if isinstance(items, dict) else items):
+                self.add(name, value)
+
+    @classmethod
+    def _lazy(cls, raw: str) -> "Headers":
+        h = cls.__new__(cls)
+        h._raw = raw
+        h._items = None
+        return h
+
+    def _load(self) -> list:
+        items = self._items
+        if items is None:
+            items = self._items = _parse_header_block(self._raw)
+            self._raw = None
+        return items
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.strip().lower()
+        return COMPACT.get(key, key)
+
+    def get(self, name: str, default=None):
+        """The first value of ``name`` (raw text, may be comma-joined)."""
+        key = self._key(name)
+        for k, v in self._load():
+            if k == key:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value, list headers split on top-level commas (§7.3.1)."""
+        key = self._key(name)
+        vals = [v for k, v in self._load() if k == key]
+        if key in LIST_HEADERS:
+            return [x for v in vals for x in split_commas(v)]
+        return vals
+
+    def __contains__(self, name: str) -> bool:
+        key = self._key(name)
+        return any(k == key for k, _ in self._load())
+
+    def add(self, name: str, value, first: bool = False) -> None:
+        items = self._load()
+        entry = (self._key(name), str(value))
+        if first:
+            items.insert(0, entry)
+        else:
+            items.append(entry)
+
+    def set(self, name: str, value) -> None:
+        """Replace every ``name`` by one value, at the first one's position."""
+        key = self._key(name)
+        items = self._load()
+        pos = next((i for i, (k, _) in enumerate(items) if k == key), len(items))
+        items[:] = [e for e in items if e[0] != key]
+        items.insert(min(pos, len(items)), (key, str(value)))
+
+    def set_all(self, name: str, values) -> None:
+        key = self._key(name)
+        items = self._load()
+        pos = next((i for i, (k, _) in enumerate(items) if k == key), len(items))
+        items[:] = [e for e in items if e[0] != key]
+        items[pos:pos] = [(key, str(v)) for v in values]
+
+    def remove(self, name: str) -> None:
+        key = self._key(name)
+        self._load()[:] = [e for e in self._load() if e[0] != key]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._load())
+
+    def copy(self) -> "Headers":
+        if self._items is None:
+            return Headers._lazy(self._raw)
+        h = Headers()
+        h._items = list(self._items)
+        return h
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._load()!r})"
+
+
+def _parse_header_block(raw: str) -> list:
+    """Split header lines; a plain split/partition pass without line folding."""
+    if "\r\n " in raw or "\r\n\t" in raw or raw.count("\n") != raw.count("\r\n"):
+        return _parse_header_block_slow(raw)
+    lines = raw.split("\r\n")
+    if len(lines) > MAX_HEADERS:
+        raise SipParseError("headers", f"more than {MAX_HEADERS} header lines")
+    items = []
+    append = items.append
+    compact = COMPACT
+    for line in lines:
+        n, c, v = line.partition(":")
+        k = n.rstrip().lower()
+        if not c or not k or " " in k or "\t" in k:
+            return _parse_header_block_slow(raw)
+        append((compact.get(k, k), v.strip()))
+    return items
+
+
+def _parse_header_block_slow(raw: str) -> list:
+    items = []
+    append = items.append
+    compact = COMPACT
+    lines = raw.replace("\r\n", "\n").split("\n")
+    if len(lines) > MAX_HEADERS:
+        raise SipParseError("headers", f"more than {MAX_HEADERS} header lines")
+    for line in lines:
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        c0 = line[0]
+        if c0 == " " or c0 == "\t":
+            if not items:
+                raise SipParseError("headers", "continuation line before any header")
+            k, v = items[-1]
+            items[-1] = (k, (v + " " + line.strip()).strip())
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise SipParseError("headers", f"line without colon {line[:40]!r}")
+        key = name.rstrip(" \t").lower()
+        if not key or " " in key or "\t" in key:
+            raise SipParseError("headers", f"bad header name {name[:40]!r}")
+        append((compact.get(key, key), value.strip()))
+    return items
+
+
+# ------------------------------------------------------------------- messages
+
+
+class _Message:
+    __slots__ = ("headers", "body")
+
+    version = "SIP/2.0"
+
+    def to_bytes(self) -> bytes:
+        """Serialise; Content-Length is the body's length in bytes (§20.14)."""
+        out = [self._start_line()]
+        for k, v in self.headers._load():
+            if k != "content-length":
+                out.append(f"{canonical_name(k)}: {v}")
+        body = self.body
+        out.append(f"Content-Length: {len(body)}")
+        out.append("\r\n")
+        return "\r\n".join(out).encode("utf-8") + body
+
+    # -- shortcuts --------------------------------------------------------
+
+    def header(self, name: str, default=None):
+        return self.headers.get(name, default)
+
+    @property
+    def call_id(self) -> str | None:
+        return self.headers.get("call-id")
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        raw = self.headers.get("cseq")
+        if raw is None:
+            raise SipParseError("cseq", "missing CSeq")
+        num, _, method = raw.partition(" ")
+        method = method.strip()
+        if not num.isdigit() or len(num) > 10 or not _is_token(method):
+            raise SipParseError("cseq", f"bad CSeq {raw[:40]!r}")
+        return int(num), method
+
+    @property
+    def vias(self) -> list[Via]:
+        return [Via.parse(v) for v in self.headers.get_all("via")]
+
+    @property
+    def top_via(self) -> Via:
+        raw = self.headers.get("via")
+        if raw is None:
+            raise SipParseError("via", "missing Via")
+        return Via.parse(split_commas(raw)[0])
+
+    @property
+    def from_(self) -> NameAddr:
+        return NameAddr.parse(self._require("from"), "from")
+
+    @property
+    def to(self) -> NameAddr:
+        return NameAddr.parse(self._require("to"), "to")
+
+    def _require(self, key: str) -> str:
+        v = self.headers.get(key)
+        if v is None:
+            raise SipParseError(key, f"missing {canonical_name(key)}")
+        return v
+
+    def validate(self) -> None:
+        """Check what every UAS needs (§8.1.1): raises ``SipParseError``."""
+        for key in ("via", "from", "to", "call-id", "cseq"):
+            self._require(key)
+        self.top_via
+        self.from_
+        self.to
+        self.cseq
+        if not self.call_id.strip():
+            raise SipParseError("call-id", "empty Call-ID")
+        mf = self.headers.get("max-forwards")
+        if mf is not None and (not mf.isdigit() or len(mf) > 3):
+            raise SipParseError("max-forwards", f"bad Max-Forwards {mf[:20]!r}")
+        cl = self.headers.get("content-length")
+        if cl is not None and (not cl.isdigit() or int(cl) != len(self.body)):
+            raise SipParseError("content-length", f"Content-Length {cl[:20]!r} "
+                                f"does not match body of {len(self.body)} bytes")
+
+
+class Request(_Message):
+    __slots__ = ("method", "uri")
+
+    def __init__(self, method: str, uri, headers=None, body: bytes = b""):
+        self.method = method
+        self.uri = uri if isinstance(uri, SipURI) else SipURI.parse(str(uri))
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
+
+    def copy(self) -> "Request":
+        return Request(self.method, self.uri, self.headers.copy(), self.body)
+
+    def validate(self) -> None:
+        super().validate()
+        num, method = self.cseq
+        if method != self.method and self.method != "ACK" or (
+                self.method == "ACK" and method != "ACK"):
+            raise SipParseError("cseq", f"CSeq method {method} does not match "
+                                f"request method {self.method}")
+
+    def make_response(self, status: int, reason: str | None = None,
+                      to_tag: str | None = None) -> "Response":
+        """A response carrying the headers §8.2.6.2 requires."""
+        h = Headers()
+        src = self.headers
+        for k, v in src._load():
+            if k in ("via", "from", "call-id", "cseq") or (k == "to" and not to_tag):
+                h._items.append((k, v))
+            elif k == "to":
+                to = v
+                if ";tag=" not in v.replace(" ", "").lower():
+                    to = f"{v};tag={to_tag}"
+                h._items.append((k, to))
+            elif k == "record-route" and 100 < status < 300:
+                h._items.append((k, v))
+        return Response(status, reason, h)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(_Message):
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status: int, reason: str | None = None, headers=None,
+                 body: bytes = b""):
+        self.status = status
+        self.reason = reason if reason is not None else REASONS.get(status, "Unknown")
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+
+    def _start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    def copy(self) -> "Response":
+        return Response(self.status, self.reason, self.headers.copy(), self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 300: "Multiple Choices",
+    301: "Moved Permanently", 302: "Moved Temporarily", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
+    413: "Request Entity Too Large", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 420: "Bad Extension", 423: "Interval Too Brief",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete",
+    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
+    505: "Version Not Supported", 513: "Message Too Large", 600: "Busy Everywhere",
+    603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one complete message (a datagram or a framed stream message).
+
+    Leading CRLFs (keep-alives, §7.5) are skipped.  For datagrams the body is
+    everything after the blank line, cut to Content-Length when that is shorter
+    (§18.3); a Content-Length longer than the body is an error.
+    """
+    if len(data) > MAX_MESSAGE:
+        raise SipParseError("message", f"{len(data)} bytes exceeds {MAX_MESSAGE}")
+    if data[:2] == b"\r\n":
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if data.endswith(b"\r\n") and data.count(b"\r\n") == 1:
+            end = len(data) - 2
+        else:
+            raise SipParseError("message", "no blank line after headers")
+    body = data[end + 4:]
+    try:
+        head = data[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        head = data[:end].decode("latin-1")
+    first, _, hdrs = head.partition("\r\n")
+    headers = Headers._lazy(hdrs)
+    if first[:8] == "SIP/2.0 ":
+        code = first[8:11]
+        if not code.isdigit() or len(first) > 11 and first[11] != " ":
+            raise SipParseError("status-line", f"bad status line {first[:60]!r}")
+        status = int(code)
+        if not 100 <= status <= 699:
+            raise SipParseError("status-line", f"status {status} out of range")
+        msg = Response.__new__(Response)
+        msg.status = status
+        msg.reason = first[12:]
+    else:
+        parts = first.split(" ")
+        if len(parts) != 3:
+            raise SipParseError("request-line", f"bad request line {first[:60]!r}")
+        method, uri, version = parts
+        if version != "SIP/2.0":
+            if version.upper().startswith("SIP/"):
+                raise SipParseError("version", f"unsupported version {version[:20]!r}")
+            raise SipParseError("request-line", f"bad request line {first[:60]!r}")
+        if not _is_token(method):
+            raise SipParseError("method", f"bad method {method[:20]!r}")
+        msg = Request.__new__(Request)
+        msg.method = method
+        msg.uri = _LazyURI(uri)
+    msg.headers = headers
+    msg.body = body
+    if body:
+        cl = _scan_content_length(hdrs, headers)
+        if cl is not None:
+            if not cl.isdigit():
+                raise SipParseError("content-length", f"bad Content-Length {cl[:20]!r}")
+            n = int(cl)
+            if n > len(body):
+                raise SipParseError("content-length", f"Content-Length {n} exceeds "
+                                    f"body of {len(body)} bytes")
+            msg.body = body[:n]
+    return msg
+
+
+def _scan_content_length(hdrs: str, headers: Headers) -> str | None:
+    """Find Content-Length without splitting every header (the common case)."""
+    low = hdrs.lower()
+    i = low.find("\ncontent-length:")
+    if i >= 0 and low.find("\ncontent-length", i + 1) < 0 and "\nl" not in low:
+        end = low.find("\r", i + 16)
+        return hdrs[i + 16:end if end >= 0 else None].strip()
+    return headers.get("content-length")
+
+
+class _LazyURI:
+    """Request-URI parsed on first attribute access; ``str()`` is the raw text."""
+
+    __slots__ = ("_text", "_uri")
+
+    def __init__(self, text: str):
+        self._text = text
+        self._uri = None
+
+    def resolve(self) -> SipURI:
+        if self._uri is None:
+            self._uri = SipURI.parse(self._text)
+        return self._uri
+
+    def __getattr__(self, name):
+        return getattr(self.resolve(), name)
+
+    def __str__(self) -> str:
+        return self._text if self._uri is None else str(self._uri)
+
+    def __eq__(self, other):
+        return self.resolve() == (other.resolve() if isinstance(other, _LazyURI)
+                                  else other)
+
+    def __hash__(self):
+        return hash(self.resolve())

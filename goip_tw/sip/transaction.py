@@ -1,0 +1,632 @@
+"""RFC 3261 §17 transactions (with the RFC 6026 "Accepted" states) on an injected clock.
+
+Public API (stable; the upper SIP layer builds on it)::
+
+    layer = TransactionLayer(transport, clock, timers=Timers.from_config(cfg))
+    layer.request_received = tu_on_request        # (ServerTransaction) -> None
+    layer.ack_received = tu_on_ack                # (Request, Address) -> None; ACK for 2xx
+    layer.stray_response = tu_on_stray            # (Response, Address) -> None
+
+    d = layer.send_request(request, dest, on_provisional=cb)   # Deferred[Response]
+    txn = layer.start_client(request, dest, on_provisional=cb, on_2xx=cb2)
+    txn.result            # Deferred[Response]: the first final response
+    txn.cancel()          # Deferred[Response] of the CANCEL (INVITE only, §9.1)
+    layer.send_ack(ack_request, dest)  # ACK for a 2xx: new branch, no transaction
+
+    def tu_on_request(txn):                 # txn: ServerTransaction
+        txn.request, txn.source             # Request, transport.Address
+        txn.respond(txn.request.make_response(200))
+        txn.on_cancel = ...                 # INVITE: called when a CANCEL matched;
+                                            # if unset, the layer answers 487 itself
+
+``transport`` is a ``goip_tw.sip.transport.TransportLayer`` (or anything with its
+``send``, ``send_response``, ``sent_by`` and ``message_received`` members).
+
+Contracts:
+
+- ``send_request`` adds a top Via with a fresh ``z9hG4bK`` branch and ``rport``
+  (RFC 3581); it fills nothing else.  The Deferred always fires with a
+  ``Response``: a timeout (Timer B/F) yields a locally made 408 and a transport
+  failure a 503 (RFC 3263 §4.3); ``txn.timed_out`` tells them apart.
+- Final responses are passed up once; retransmissions are absorbed; the ICT ACKs
+  300-699 itself (§17.1.1.3).  2xx ACKs and 2xx retransmissions belong to the
+  dialog layer (§13.3.1.4); the ICT stays in Accepted for 64*T1 and hands extra
+  2xx to ``on_2xx`` (RFC 6026 §7.2).
+- Server transactions match on branch + sent-by + method (§17.2.3), with the
+  RFC 2543 fallback key for requests without the magic cookie.  A CANCEL is
+  answered 200 (or 481 if nothing matched) by the layer (§9.2).
+- Timers (names as in RFC 3261 Table 4): A, B, D, E, F, G, H, I, J, K, plus L
+  and M from RFC 6026; durations come from ``Timers`` (T1, T2, T4, Timer B and
+  F timeouts from config, F-431).  Over reliable transports A/E/G are not run
+  and D/I/J/K are zero.
+
+Every timer runs through ``_Scheduler``: one clock call per distinct delay, a
+deque of deadlines behind it, so thousands of Timer J's cost one DelayedCall.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from goip_tw.sip.message import Request, Response, SipParseError, Via, split_commas
+
+log = Logger()
+
+MAGIC = "z9hG4bK"
+
+
+@attrs.frozen
+class Timers:
+    """RFC 3261 §17 durations in seconds (F-431)."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    timer_b: float | None = None
+    timer_f: float | None = None
+    timer_d: float = 32.0
+
+    @classmethod
+    def from_config(cls, cfg) -> "Timers":
+        return cls(t1=cfg.t1, t2=cfg.t2, t4=cfg.t4, timer_b=cfg.ict_timeout,
+                   timer_f=cfg.nict_timeout)
+
+    @property
+    def b(self) -> float:
+        return self.timer_b if self.timer_b is not None else 64 * self.t1
+
+    @property
+    def f(self) -> float:
+        return self.timer_f if self.timer_f is not None else 64 * self.t1
+
+    @property
+    def h(self) -> float:
+        return 64 * self.t1
+
+
+class _Scheduler:
+    """Timers on ``clock`` grouped by delay: equal delays expire in FIFO order."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._queues: dict[float, list] = {}
+
+    def call_later(self, delay: float, fn, *args) -> list:
+        entry = [self.clock.seconds() + delay, fn, args, delay]
+        q = self._queues.get(delay)
+        if q is None:
+            q = self._queues[delay] = [collections.deque(), None]
+        q[0].append(entry)
+        if q[1] is None:
+            q[1] = self.clock.callLater(delay, self._fire, delay)
+        return entry
+
+    def cancel(self, entry: list) -> None:
+        if entry[1] is None:
+            return
+        entry[1] = None
+        q = self._queues.get(entry[3])
+        if q is not None:
+            dq = q[0]
+            while dq and dq[0][1] is None:
+                dq.popleft()
+            if not dq:
+                q[1].cancel()
+                del self._queues[entry[3]]
+
+    def _fire(self, delay: float) -> None:
+        q = self._queues[delay]
+        dq = q[0]
+        q[1] = None
+        now = self.clock.seconds() + 1e-9
+        for _ in range(len(dq)):
+            if not dq or dq[0][0] > now:
+                break
+            entry = dq.popleft()
+            fn = entry[1]
+            if fn is not None:
+                entry[1] = None
+                try:
+                    fn(*entry[2])
+                except Exception:
+                    log.failure("SIP timer callback failed")
+        while dq and dq[0][1] is None:
+            dq.popleft()
+        if dq:
+            q[1] = self.clock.callLater(max(0.0, dq[0][0] - self.clock.seconds()),
+                                        self._fire, delay)
+        elif self._queues.get(delay) is q:
+            del self._queues[delay]
+
+    def stop(self) -> None:
+        for dq, call in self._queues.values():
+            if call is not None and call.active():
+                call.cancel()
+            for entry in dq:
+                entry[1] = None
+        self._queues.clear()
+
+
+def _via_key(raw_via: str):
+    """(branch, sent-by, transport) of the top Via, without a full parse."""
+    top = split_commas(raw_via)[0] if "," in raw_via else raw_via
+    head, _, params = top.partition(";")
+    branch = None
+    i = params.find("branch=")
+    if i >= 0:
+        j = i + 7
+        end = len(params)
+        for sep in (";", " ", "\t"):
+            k = params.find(sep, j)
+            if 0 <= k < end:
+                end = k
+        branch = params[j:end]
+    parts = head.split()
+    if len(parts) < 2:
+        parts = " ".join(head.split("/")).split()
+        if len(parts) < 4:
+            raise SipParseError("via", f"bad Via {top[:60]!r}")
+        return branch, parts[-1].lower(), parts[-2].upper()
+    return branch, parts[-1].lower(), parts[0].rpartition("/")[2].strip().upper()
+
+
+class _Transaction:
+    __slots__ = ("layer", "request", "key", "state", "reliable", "_timers")
+
+    def _start_timer(self, delay, fn, *args):
+        entry = self.layer._sched.call_later(delay, fn, *args)
+        self._timers.append(entry)
+        return entry
+
+    def _stop_timers(self):
+        sched = self.layer._sched
+        for e in self._timers:
+            sched.cancel(e)
+        self._timers = []
+
+
+class ClientTransaction(_Transaction):
+    """ICT or NICT (§17.1.1, §17.1.2)."""
+
+    __slots__ = ("dest", "data", "result", "on_provisional", "on_2xx", "interval",
+                 "timed_out", "is_invite", "_cancel_wanted", "_retransmit", "_ack_data",
+                 "_cancel_sent")
+
+    def __init__(self, layer, request, dest, on_provisional, on_2xx):
+        self.layer = layer
+        self.request = request
+        self.dest = dest
+        self.reliable = dest.transport in ("tcp", "tls")
+        self.on_provisional = on_provisional
+        self.on_2xx = on_2xx
+        self.result = defer.Deferred()
+        self.timed_out = False
+        self.is_invite = request.method == "INVITE"
+        self._cancel_wanted = None
+        self._timers = []
+        self._retransmit = None
+        self._cancel_sent = False
+        self.state = "calling" if self.is_invite else "trying"
+        branch = request.headers.get("via")
+        self.key = (_via_key(branch)[0], request.method)
+        self.data = request.to_bytes()
+
+    def _start(self):
+        t = self.layer.timers
+        self._send(self.data)
+        if not self.reliable:
+            self.interval = t.t1
+            self._retransmit = self._start_timer(t.t1, self._timer_a_e)
+        if self.is_invite:
+            self._start_timer(t.b, self._timeout, "B")
+        else:
+            self._start_timer(t.f, self._timeout, "F")
+
+    def _send(self, data):
+        d = self.layer.transport.send(data, self.dest)
+        if d is not None:
+            d.addErrback(self._transport_error)
+
+    def _transport_error(self, failure):
+        if self.state in ("calling", "trying", "proceeding"):
+            log.info("transport error for {method} to {dest}: {error}",
+                     method=self.request.method, dest=str(self.dest),
+                     error=failure.getErrorMessage())
+            self._deliver_final(self.request.make_response(503, "Service Unavailable"))
+            self._terminate()
+
+    def _timer_a_e(self):
+        """Timer A (ICT, doubling) or E (NICT, capped at T2; T2 once proceeding)."""
+        if self.state not in ("calling", "trying", "proceeding"):
+            return
+        if self.is_invite and self.state != "calling":
+            return
+        self._send(self.data)
+        t2 = self.layer.timers.t2
+        if self.is_invite:
+            self.interval *= 2
+        elif self.state == "proceeding":
+            self.interval = t2
+        else:
+            self.interval = min(self.interval * 2, t2)
+        self._retransmit = self._start_timer(self.interval, self._timer_a_e)
+
+    def _timeout(self, name):
+        if self.state in ("calling", "trying") or (
+                not self.is_invite and self.state == "proceeding"):
+            log.info("Timer {timer} fired for {method} to {dest}", timer=name,
+                     method=self.request.method, dest=str(self.dest))
+            self.timed_out = True
+            self._deliver_final(self.request.make_response(408, "Request Timeout"))
+            self._terminate()
+
+    def response_received(self, response: Response):
+        status = response.status
+        state = self.state
+        if status < 200:
+            if state in ("calling", "trying", "proceeding"):
+                if state != "proceeding" and self._retransmit is not None and (
+                        self.is_invite):
+                    self.layer._sched.cancel(self._retransmit)
+                self.state = "proceeding"
+                if self._cancel_wanted is not None:
+                    self._send_cancel()
+                if self.on_provisional is not None:
+                    self.on_provisional(response)
+            return
+        if self.is_invite:
+            if 200 <= status < 300:
+                if state in ("calling", "proceeding"):
+                    self._stop_timers()
+                    self.state = "accepted"
+                    self._start_timer(64 * self.layer.timers.t1, self._terminate)
+                    self._deliver_final(response)
+                elif state == "accepted" and self.on_2xx is not None:
+                    self.on_2xx(response)
+                return
+            if state in ("calling", "proceeding"):
+                self._stop_timers()
+                self.state = "completed"
+                self._ack_data = self._make_ack(response).to_bytes()
+                self._send(self._ack_data)
+                self._deliver_final(response)
+                delay = 0 if self.reliable else self.layer.timers.timer_d
+                if delay:
+                    self._start_timer(delay, self._terminate)
+                else:
+                    self._terminate()
+            elif state == "completed":
+                self._send(self._ack_data)
+            return
+        if state in ("trying", "proceeding"):
+            self._stop_timers()
+            self.state = "completed"
+            self._deliver_final(response)
+            if self.reliable:
+                self._terminate()
+            else:
+                self._start_timer(self.layer.timers.t4, self._terminate)
+
+    def _make_ack(self, response: Response) -> Request:
+        """ACK for a non-2xx final response (§17.1.1.3)."""
+        req = self.request
+        h = [("via", split_commas(req.headers.get("via"))[0])]
+        for key in ("route",):
+            for v in req.headers.get_all(key):
+                h.append((key, v))
+        h += [("max-forwards", "70"), ("from", req.headers.get("from")),
+              ("to", response.headers.get("to")), ("call-id", req.headers.get("call-id")),
+              ("cseq", f"{req.cseq[0]} ACK")]
+        return Request("ACK", req.uri, h)
+
+    def _deliver_final(self, response):
+        if not self.result.called:
+            self.result.callback(response)
+        if self._cancel_wanted is not None and not self._cancel_wanted.called:
+            self._cancel_wanted.callback(None)
+
+    def _terminate(self):
+        self._stop_timers()
+        self.state = "terminated"
+        self.layer._clients.pop(self.key, None)
+
+    # -- CANCEL (§9.1) ----------------------------------------------------
+
+    def cancel(self) -> defer.Deferred:
+        """Cancel a pending INVITE; fires with the CANCEL's final response.
+
+        A CANCEL goes out only after a provisional response (§9.1); if the INVITE
+        completes first, fires with ``None``.
+        """
+        if not self.is_invite:
+            raise ValueError("only INVITE transactions can be cancelled")
+        if self._cancel_wanted is None:
+            self._cancel_wanted = defer.Deferred()
+            if self.state == "proceeding":
+                self._send_cancel()
+            elif self.state not in ("calling",):
+                self._cancel_wanted.callback(None)
+        return self._cancel_wanted
+
+    def _send_cancel(self):
+        wanted = self._cancel_wanted
+        if wanted.called or self._cancel_sent:
+            return
+        self._cancel_sent = True
+        req = self.request
+        h = [("via", split_commas(req.headers.get("via"))[0])]
+        for v in req.headers.get_all("route"):
+            h.append(("route", v))
+        h += [("max-forwards", "70"), ("from", req.headers.get("from")),
+              ("to", req.headers.get("to")), ("call-id", req.headers.get("call-id")),
+              ("cseq", f"{req.cseq[0]} CANCEL")]
+        cancel = Request("CANCEL", req.uri, h)
+        txn = self.layer._start_client(cancel, self.dest, None, None, add_via=False)
+        txn.result.addCallback(lambda r: wanted.called or wanted.callback(r))
+
+
+
+class ServerTransaction(_Transaction):
+    """IST or NIST (§17.2.1, §17.2.2)."""
+
+    __slots__ = ("source", "last", "dest", "on_cancel", "is_invite", "interval",
+                 "on_ack_timeout")
+
+    def __init__(self, layer, request, source, key):
+        self.layer = layer
+        self.request = request
+        self.source = source
+        self.key = key
+        self.reliable = source.transport in ("tcp", "tls")
+        self.is_invite = request.method == "INVITE"
+        self.state = "proceeding" if self.is_invite else "trying"
+        self.last = None
+        self.dest = None
+        self.on_cancel = None
+        self.on_ack_timeout = None
+        self._timers = []
+
+    @property
+    def final_sent(self) -> bool:
+        return self.state not in ("trying", "proceeding")
+
+    def respond(self, response: Response) -> None:
+        """Send ``response`` and advance the state machine; late calls are ignored."""
+        state = self.state
+        if state not in ("trying", "proceeding"):
+            log.debug("response {status} after final on {method} ignored",
+                      status=response.status, method=self.request.method)
+            return
+        layer = self.layer
+        data = response.to_bytes()
+        if self.dest is None:
+            self.dest = layer.transport.response_destination(response, self.source)
+        self.last = data
+        layer.transport.send(data, self.dest)
+        status = response.status
+        t = layer.timers
+        if status < 200:
+            self.state = "proceeding"
+            return
+        if self.is_invite:
+            if status < 300:
+                self.state = "accepted"
+                self._start_timer(64 * t.t1, self._terminate)
+                return
+            self.state = "completed"
+            if not self.reliable:
+                self.interval = t.t1
+                self._start_timer(t.t1, self._timer_g)
+            self._start_timer(t.h, self._timer_h)
+            return
+        self.state = "completed"
+        if self.reliable:
+            self._terminate()
+        else:
+            self._start_timer(64 * t.t1, self._terminate)  # Timer J
+
+    def _retransmit(self):
+        if self.last is not None:
+            self.layer.transport.send(self.last, self.dest)
+
+    def request_retransmitted(self):
+        if self.state in ("proceeding", "completed"):
+            self._retransmit()
+
+    def _timer_g(self):
+        if self.state != "completed":
+            return
+        self._retransmit()
+        self.interval = min(self.interval * 2, self.layer.timers.t2)
+        self._start_timer(self.interval, self._timer_g)
+
+    def _timer_h(self):
+        if self.state == "completed":
+            log.info("Timer H: no ACK for {status} to {source}",
+                     status=self.last[8:11].decode(), source=str(self.source))
+            self._terminate()
+            if self.on_ack_timeout is not None:
+                self.on_ack_timeout()
+
+    def ack_received(self):
+        if self.state == "completed":
+            self._stop_timers()
+            self.state = "confirmed"
+            if self.reliable:
+                self._terminate()
+            else:
+                self._start_timer(self.layer.timers.t4, self._terminate)  # Timer I
+
+    def _terminate(self):
+        self._stop_timers()
+        self.state = "terminated"
+        self.layer._servers.pop(self.key, None)
+
+
+class TransactionLayer:
+    """Matches messages to transactions and owns every timer."""
+
+    def __init__(self, transport, clock, timers: Timers | None = None,
+                 strict: bool = True):
+        self.transport = transport
+        self.clock = clock
+        self.timers = timers or Timers()
+        self.strict = strict
+        self._sched = _Scheduler(clock)
+        self._clients: dict[tuple, ClientTransaction] = {}
+        self._servers: dict[tuple, ServerTransaction] = {}
+        self._branch_prefix = MAGIC + os.urandom(5).hex()
+        self._branch_count = 0
+        self.request_received = self._default_request_received
+        self.ack_received = lambda request, source: None
+        self.stray_response = lambda response, source: None
+        transport.message_received = self.message_received
+
+    # -- client side -----------------------------------------------------
+
+    def new_branch(self) -> str:
+        self._branch_count += 1
+        return f"{self._branch_prefix}.{self._branch_count:x}"
+
+    def new_tag(self) -> str:
+        self._branch_count += 1
+        return f"{self._branch_prefix[7:]}{self._branch_count:x}"
+
+    def send_request(self, request: Request, dest, on_provisional=None):
+        """Start a client transaction; Deferred[Response] of its final response."""
+        return self.start_client(request, dest, on_provisional).result
+
+    def start_client(self, request: Request, dest, on_provisional=None,
+                     on_2xx=None) -> ClientTransaction:
+        return self._start_client(request, dest, on_provisional, on_2xx, add_via=True)
+
+    def _start_client(self, request, dest, on_provisional, on_2xx, add_via):
+        if add_via:
+            host, port = self.transport.sent_by(dest.transport)
+            via = f"SIP/2.0/{dest.transport.upper()} {host}:{port};branch=" \
+                  f"{self.new_branch()};rport"
+            request.headers.add("via", via, first=True)
+        txn = ClientTransaction(self, request, dest, on_provisional, on_2xx)
+        self._clients[txn.key] = txn
+        txn._start()
+        return txn
+
+    def send_ack(self, ack: Request, dest) -> None:
+        """Send an ACK for a 2xx (§13.2.2.4): its own branch, no transaction."""
+        host, port = self.transport.sent_by(dest.transport)
+        ack.headers.add("via", f"SIP/2.0/{dest.transport.upper()} {host}:{port};"
+                               f"branch={self.new_branch()};rport", first=True)
+        self.transport.send(ack, dest)
+
+    # -- dispatch --------------------------------------------------------
+
+    def message_received(self, msg, source) -> None:
+        try:
+            if type(msg) is Response:
+                self._response_received(msg, source)
+            else:
+                self._request_received(msg, source)
+        except SipParseError as e:
+            log.info("bad SIP message from {source}: {field}: {detail}",
+                     source=str(source), field=e.field, detail=e.detail)
+            if type(msg) is Request and msg.method != "ACK":
+                self._reply_400(msg, source, e)
+
+    def _reply_400(self, request, source, error):
+        try:
+            resp = request.make_response(400, f"Bad Request ({error.field})",
+                                         to_tag=self.new_tag())
+            self.transport.send_response(resp, source)
+        except SipParseError:
+            pass
+
+    def _response_received(self, response: Response, source) -> None:
+        raw = response.headers.get("via")
+        if raw is None:
+            raise SipParseError("via", "missing Via")
+        branch = _via_key(raw)[0]
+        method = response.cseq[1]
+        txn = self._clients.get((branch, method))
+        if txn is None:
+            self.stray_response(response, source)
+        else:
+            txn.response_received(response)
+
+    def _request_received(self, request: Request, source) -> None:
+        raw = request.headers.get("via")
+        if raw is None:
+            raise SipParseError("via", "missing Via")
+        branch, sent_by, _ = _via_key(raw)
+        method = request.method
+        if self.strict:
+            request.validate()
+        else:
+            cseq_method = request.cseq[1]
+            if cseq_method != method:
+                raise SipParseError("cseq", "CSeq method does not match")
+        if branch and branch.startswith(MAGIC):
+            base = (branch, sent_by)
+        else:
+            base = ("2543", request.call_id, request.from_.tag, request.cseq[0],
+                    str(request.uri), sent_by)
+        lookup = "INVITE" if method == "ACK" else method
+        key = base + (lookup,)
+        txn = self._servers.get(key)
+        if method == "ACK":
+            if txn is not None and txn.is_invite and txn.state in ("completed",
+                                                                   "confirmed"):
+                txn.ack_received()
+            else:
+                self.ack_received(request, source)
+            return
+        if txn is not None:
+            txn.request_retransmitted()
+            return
+        if method == "CANCEL":
+            self._cancel_received(request, source, base, key)
+            return
+        txn = ServerTransaction(self, request, source, key)
+        self._servers[key] = txn
+        if txn.is_invite:
+            self.request_received(txn)
+            if txn.state == "proceeding" and txn.last is None:
+                txn.respond(request.make_response(100))
+        else:
+            self.request_received(txn)
+
+    def _cancel_received(self, request, source, base, key):
+        """§9.2: answer the CANCEL, then let the TU (or us) answer 487."""
+        nist = ServerTransaction(self, request, source, key)
+        self._servers[key] = nist
+        invite = self._servers.get(base + ("INVITE",))
+        if invite is None or invite.state == "terminated":
+            nist.respond(request.make_response(481, to_tag=self.new_tag()))
+            return
+        nist.respond(request.make_response(200))
+        if invite.state == "proceeding":
+            if invite.on_cancel is not None:
+                invite.on_cancel()
+            else:
+                invite.respond(invite.request.make_response(487, to_tag=self.new_tag()))
+
+    def _default_request_received(self, txn: ServerTransaction) -> None:
+        txn.respond(txn.request.make_response(501, to_tag=self.new_tag()))
+
+    # -- life cycle ------------------------------------------------------
+
+    def stop(self) -> None:
+        """Drop every transaction and cancel every timer (tests, shutdown)."""
+        self._sched.stop()
+        for txn in list(self._clients.values()):
+            txn.state = "terminated"
+        self._clients.clear()
+        self._servers.clear()
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return len(self._clients), len(self._servers)
