@@ -1,0 +1,173 @@
+"""Received SMS are stored exactly once (SPEC §7): duplicates dropped, a crash between
+the store commit and the module delete re-delivers into a duplicate, long messages
+reassembled with a timeout."""
+
+import pytest_twisted
+from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from goip_tw.sms.inbound import (
+    MISSING_PART, IInboundInterceptor, InboundSms, Interception, ReceivedPart, normalise,
+)
+from tests.sms.inbound_support import Recorder, flush, history, open_store, part, store  # noqa: F401
+
+
+def make(store, clock=None, **kw):
+    clock = clock or Clock()
+    inbound = InboundSms(store, clock, **kw)
+    rec = Recorder()
+    inbound.add_observer(rec)
+    return inbound, rec, clock
+
+
+@pytest_twisted.inlineCallbacks
+def test_single_part_stored_once_and_duplicate_dropped(store):
+    inbound, rec, _ = make(store)
+    first = yield inbound.part_received(part("你好 😀"))
+    again = yield inbound.part_received(part("你好 😀"))
+    assert not first.duplicate and first.message.text == "你好 😀"
+    assert again.duplicate
+    rows = yield history(store)
+    assert [(r["direction"], r["peer"], r["text"], r["line"]) for r in rows] == [
+        ("in", "+8613670128297", "你好 😀", 1)]
+    assert [m.id for m in rec.messages] == [rows[0]["id"]]
+
+
+@pytest_twisted.inlineCallbacks
+def test_same_second_different_texts_are_two_messages(store):
+    inbound, rec, _ = make(store)
+    yield inbound.part_received(part("one"))
+    yield inbound.part_received(part("two"))
+    assert [m.text for m in rec.messages] == ["one", "two"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_crash_between_commit_and_delete_redelivers_as_duplicate(tmp_path):
+    path = tmp_path / "gw.sqlite"
+    s1 = yield open_store(path)
+    inbound, rec, _ = make(s1)
+    yield inbound.part_received(part("keep me", total=2, seq=1, ref=7))
+    yield inbound.part_received(part("!", total=2, seq=2, ref=7))
+    # the process dies here: the module still holds both parts
+    inbound.stop()
+    yield s1.stop()
+    s2 = yield open_store(path)
+    try:
+        inbound2, rec2, _ = make(s2)
+        yield inbound2.start()
+        a = yield inbound2.part_received(part("keep me", total=2, seq=1, ref=7))
+        b = yield inbound2.part_received(part("!", total=2, seq=2, ref=7))
+        assert a.duplicate and b.duplicate
+        rows = yield history(s2)
+        assert [r["text"] for r in rows] == ["keep me!"]
+        assert rec2.messages == [] and [m.text for m in rec.messages] == ["keep me!"]
+        inbound2.stop()
+    finally:
+        yield s2.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_reassembly_out_of_order_with_duplicate_part(store):
+    inbound, rec, clock = make(store)
+    texts = {1: "Hello ", 2: "long ", 3: "world"}
+    outcomes = []
+    for seq in (3, 1, 3, 2):
+        outcomes.append((yield inbound.part_received(
+            part(texts[seq], total=3, seq=seq, ref=200, scts=f"t{seq}"))))
+    assert [o.duplicate for o in outcomes] == [False, False, True, False]
+    assert [m.text for m in rec.messages] == ["Hello long world"]
+    assert rec.messages[0].parts == 3 and rec.messages[0].complete
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_missing_part_times_out_into_incomplete_message(store):
+    inbound, rec, clock = make(store, reassembly_timeout=300)
+    yield inbound.part_received(part("abc", total=3, seq=1, ref=9))
+    yield inbound.part_received(part("ghi", total=3, seq=3, ref=9))
+    clock.advance(299)
+    yield flush(store)
+    assert rec.messages == []
+    clock.advance(1)
+    yield flush(store)
+    assert [(m.text, m.complete) for m in rec.messages] == [(f"abc{MISSING_PART}ghi", False)]
+    rows = yield history(store)
+    assert rows[0]["state"] == "incomplete"
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_restart_rearms_reassembly_timer(tmp_path):
+    path = tmp_path / "gw.sqlite"
+    s1 = yield open_store(path)
+    clock = Clock()
+    clock.advance(1000)
+    inbound, _, _ = make(s1, clock, reassembly_timeout=300)
+    yield inbound.part_received(part("abc", total=2, seq=1, ref=1))
+    inbound.stop()
+    yield s1.stop()
+    s2 = yield open_store(path)
+    try:
+        clock.advance(100)
+        inbound2, rec2, _ = make(s2, clock, reassembly_timeout=300)
+        yield inbound2.start()
+        clock.advance(199)
+        yield flush(s2)
+        assert rec2.messages == []
+        clock.advance(1)
+        yield flush(s2)
+        assert [m.text for m in rec2.messages] == ["abc" + MISSING_PART]
+        inbound2.stop()
+        assert clock.getDelayedCalls() == []
+    finally:
+        yield s2.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_prune_keeps_recent_duplicate_keys(store):
+    inbound, rec, clock = make(store, retention=100)
+    yield inbound.part_received(part("x"))
+    clock.advance(50)
+    yield inbound.prune()
+    assert (yield inbound.part_received(part("x"))).duplicate
+    clock.advance(100)
+    yield inbound.prune()
+    assert not (yield inbound.part_received(part("x"))).duplicate
+
+
+def test_bad_fields_are_repaired_not_dropped():
+    p = normalise(ReceivedPart(line=1, sender=None, text="t", scts="s", total=2, seq=5, ref=-3))
+    assert (p.total, p.seq, p.ref, p.sender) == (1, 1, 0, "")
+    p = normalise(ReceivedPart(line=1, sender="1", text="t", scts="s", total=999))
+    assert p.total == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_bad_part_is_still_stored(store):
+    inbound, rec, _ = make(store)
+    out = yield inbound.part_received(part("odd", total=2, seq=9, ref=3))
+    assert out.message.text == "odd"
+
+
+@implementer(IInboundInterceptor)
+class Secret:
+    def __init__(self):
+        self.ran = []
+
+    def intercept(self, msg):
+        if msg.text.startswith("SECRET "):
+            return Interception("command", "SECRET ****", self.ran.append)
+        return None
+
+
+@pytest_twisted.inlineCallbacks
+def test_interceptor_claims_redacts_and_runs_once(store):
+    secret = Secret()
+    inbound, rec, _ = make(store, interceptors=[secret])
+    yield inbound.part_received(part("SECRET hunter2"))
+    yield inbound.part_received(part("SECRET hunter2"))
+    assert rec.messages == [] and len(secret.ran) == 1
+    rows = yield history(store)
+    assert [(r["text"], r["state"]) for r in rows] == [("SECRET ****", "command")]
+    parts = yield store.query("SELECT text FROM sms_inbound_part")
+    assert [r["text"] for r in parts] == [""]
