@@ -288,24 +288,31 @@ class Registration:
 
     @defer.inlineCallbacks
     def _register(self, server: str, expires: int):
-        """One REGISTER (answering up to two challenges); fires with the granted expiry."""
+        """One REGISTER (answering up to two challenges); fires with the granted expiry.
+
+        Every attempt is built afresh (the transaction layer adds its Via to the
+        request it sends), with the CSeq raised by one (§10.2.4).
+        """
         target = self.account.outbound_proxy or server
-        req = self._build(server, expires)
+        challenge: Response | None = None
         for _ in range(3):
+            req = self._build(server, expires)
+            if challenge is not None:
+                req = self._authorize(req, challenge, self.account.auth_id,
+                                      self.account.password)
+                if req is None:
+                    raise RegistrationError(f"{challenge.status} challenge not answerable")
             response: Response = yield self._send(req, target)
             if response.status in (401, 407):
-                retry = self._authorize(req, response, self.account.auth_id,
-                                        self.account.password)
-                if retry is None:
-                    raise RegistrationError(f"{response.status} challenge not answerable")
-                self._cseq[server] += 1
-                retry.headers.set("CSeq", f"{self._cseq[server]} REGISTER")
-                req = retry
+                if challenge is not None and not _is_stale(response):
+                    raise RegistrationError(f"{response.status} credentials refused")
+                challenge = response
                 continue
             if response.status == 423 and expires:
-                minimum = int(response.headers.get("min-expires") or expires)
-                req = self._build(server, max(minimum, expires))
-                continue
+                minimum = response.headers.get("min-expires") or ""
+                if minimum.strip().isdigit() and int(minimum) > expires:
+                    expires = int(minimum)
+                    continue
             if 200 <= response.status < 300:
                 return self._granted(response, expires)
             raise RegistrationError(f"{response.status} {response.reason}")
@@ -330,6 +337,15 @@ class Registration:
         if header and header.strip().isdigit():
             return int(header)
         return asked
+
+
+def _is_stale(response: Response) -> bool:
+    """A challenge with ``stale=true`` (RFC 2617 §3.2.1): the nonce expired, retry."""
+    for name in ("www-authenticate", "proxy-authenticate"):
+        for value in response.headers.get_all(name):
+            if "stale=true" in value.replace(" ", "").lower():
+                return True
+    return False
 
 
 class RegistrationError(Exception):

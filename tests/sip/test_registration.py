@@ -40,9 +40,9 @@ class FakeServers:
 
     @staticmethod
     def authorize(request, challenge, username, password):
-        retry = request.copy()
-        retry.headers.set("Authorization", f'Digest username="{username}"')
-        return retry
+        assert "via" not in request.headers      # built afresh for every attempt
+        request.headers.set("Authorization", f'Digest username="{username}"')
+        return request
 
 
 ACCOUNT = SipAccount(auth_id="goip-01", password="pw", registrar="10.0.0.1:5070",
@@ -121,6 +121,25 @@ def test_disable_when_sim_unregistered_and_enable_again():
     reg.enable()
     assert reg.registered
     reg.stop()
+
+
+def test_wrong_password_is_a_failure_not_a_loop():
+    clock = Clock()
+    servers = FakeServers(clock)
+    servers.mode["10.0.0.1:5070"] = "refuse"
+    servers.send_orig = servers.send
+
+    def send(request, server):
+        servers.sent.append((server, 0, "authorization" in request.headers))
+        return defer.succeed(request.make_response(401))
+
+    reg, states = make(clock, servers, account=SipAccount(auth_id="x", registrar="10.0.0.1:5070"))
+    reg._send = send
+    reg.start()
+    assert reg.state == FAILED and "refused" in reg.reason
+    assert len(servers.sent) == 2
+    reg.stop()
+    assert clock.getDelayedCalls() == []
 
 
 def test_nothing_to_register():
