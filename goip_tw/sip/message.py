@@ -626,8 +626,7 @@ class Request(_Message):
     def validate(self) -> None:
         super().validate()
         num, method = self.cseq
-        if method != self.method and self.method != "ACK" or (
-                self.method == "ACK" and method != "ACK"):
+        if method != self.method:
             raise SipParseError("cseq", f"CSeq method {method} does not match "
                                 f"request method {self.method}")
 

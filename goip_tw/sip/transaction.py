@@ -116,7 +116,8 @@ class _Scheduler:
             while dq and dq[0][1] is None:
                 dq.popleft()
             if not dq:
-                q[1].cancel()
+                if q[1] is not None:
+                    q[1].cancel()
                 del self._queues[entry[3]]
 
     def _fire(self, delay: float) -> None:
@@ -137,6 +138,8 @@ class _Scheduler:
                     log.failure("SIP timer callback failed")
         while dq and dq[0][1] is None:
             dq.popleft()
+        if q[1] is not None:
+            return  # a callback already re-armed this queue
         if dq:
             q[1] = self.clock.callLater(max(0.0, dq[0][0] - self.clock.seconds()),
                                         self._fire, delay)
@@ -218,7 +221,6 @@ class ClientTransaction(_Transaction):
 
     def _start(self):
         t = self.layer.timers
-        self._send(self.data)
         if not self.reliable:
             self.interval = t.t1
             self._retransmit = self._start_timer(t.t1, self._timer_a_e)
@@ -226,6 +228,7 @@ class ClientTransaction(_Transaction):
             self._start_timer(t.b, self._timeout, "B")
         else:
             self._start_timer(t.f, self._timeout, "F")
+        self._send(self.data)
 
     def _send(self, data):
         d = self.layer.transport.send(data, self.dest)
