@@ -2,7 +2,8 @@
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
 from goip_tw.sms.mailer import SmtpSettings, build_message, header_safe, send_message
 from tests.peers.smtp import SmtpSink
@@ -103,3 +104,50 @@ def test_untrusted_certificate_refused(sink, tmp_path):
     with pytest.raises(Exception):
         yield send_message(reactor, settings_for(sink, ca_file=str(other.ca_path)), msg)
     assert sink.messages == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
+    from twisted.internet.task import Clock
+
+    from goip_tw.sms.forward import ForwardRules, Forwarder, email_sender
+    from goip_tw.sms.inbound import InboundSms
+    from tests.sms.inbound_support import flush, open_store, part
+
+    sink = SmtpSink(tmp_path, mode="starttls", fail_first=1)
+    sink.start()
+    store = yield open_store(tmp_path / "gw.sqlite")
+    try:
+        clock = Clock()
+        settings = settings_for(sink)
+        fwd = Forwarder(store, clock, ForwardRules(email_to=("owner@example.org",)),
+                        {"email": email_sender(reactor, settings)}, base_delay=10)
+        inbound = InboundSms(store, clock, planner=fwd)
+        yield fwd.start()
+        yield inbound.part_received(part("Grüße 😀\r\nBcc: x@y", line=4))
+        clock.advance(0)
+        rows = yield wait_for_row(store, lambda r: r["attempts"] == 1)
+        assert tuple(rows[0]) == ("pending", 1) and sink.messages == []
+        clock.advance(10)
+        rows = yield wait_for_row(store, lambda r: r["state"] == "done")
+        assert tuple(rows[0]) == ("done", 2)
+        got = sink.messages[0]
+        assert got["Subject"] == "SMS from +8613670128297 (L4)"
+        assert got["Bcc"] is None
+        assert "Grüße 😀\nBcc: x@y" in got.get_content().replace("\r\n", "\n")
+        fwd.stop()
+        assert clock.getDelayedCalls() == []
+    finally:
+        yield store.stop()
+        sink.stop()
+
+
+@defer.inlineCallbacks
+def wait_for_row(store, predicate):
+    """SMTP runs on the real reactor: poll (bounded) until the job row matches."""
+    for _ in range(250):
+        rows = yield store.query("SELECT state, attempts FROM sms_forward")
+        if rows and predicate(rows[0]):
+            return rows
+        yield deferLater(reactor, 0.02)
+    raise AssertionError(f"forward row never matched: {[tuple(r) for r in rows]}")
