@@ -179,6 +179,7 @@ class _Command:
     timer: object = None
     prompted: bool = False
     finished: bool = False
+    connect_text: str | None = None
 
 
 def _response_prefix(command: str) -> str | None:
@@ -231,9 +232,13 @@ class AtEngine(protocol.Protocol):
 
     # -- sending
     def send(self, command: str, *, kind: str = "default", timeout: float | None = None,
-             payload: str | None = None) -> defer.Deferred:
+             payload: str | None = None, connect_text: str | None = None) -> defer.Deferred:
         """Queue ``command`` (without CR).  ``payload`` (hex only) is written after the
-        ``> `` prompt, followed by Ctrl-Z (TS 27.005 §3.5.1)."""
+        ``> `` prompt, followed by Ctrl-Z (TS 27.005 §3.5.1).  ``connect_text``
+        (printable ASCII, already validated by the caller) is written after an
+        intermediate ``CONNECT`` (Quectel AT+QHTTPURL style), then OK is awaited."""
+        if connect_text is not None and any(not (0x20 <= ord(c) < 0x7F) for c in connect_text):
+            raise BadArgument("connect_text must be printable ASCII")
         if not isinstance(command, str) or not command[:2].upper() == "AT":
             raise BadArgument(f"command must start with AT: {command!r}")
         if any(not (0x20 <= ord(c) < 0x7F) for c in command) or len(command) > 512:
@@ -246,7 +251,8 @@ class AtEngine(protocol.Protocol):
             text=command, deferred=defer.Deferred(self._cancel), payload=payload,
             timeout=timeout if timeout is not None else self.timeouts.get(kind, self.timeouts["default"]),
             prefix=_response_prefix(command),
-            is_call=bool(re.match(r"AT(D|A\Z|O\Z)", command, re.IGNORECASE)))
+            is_call=bool(re.match(r"AT(D|A\Z|O\Z)", command, re.IGNORECASE)),
+            connect_text=connect_text)
         self._queue.append(cmd)
         self._pump()
         return cmd.deferred
@@ -349,6 +355,10 @@ class AtEngine(protocol.Protocol):
             return
         if cur is not None:
             if line.upper() == cur.text.upper() or (cur.payload and line.strip("\x1a> ") == cur.payload):
+                return
+            if cur.connect_text is not None and line.upper().startswith("CONNECT"):
+                self.transport.write(cur.connect_text.encode("ascii"))
+                cur.connect_text = None
                 return
             final = self._final(cur, line)
             if final is not None:

@@ -646,13 +646,16 @@ class Reassembler:
         return self._join(pend.parts)
 
     @staticmethod
-    def _join(parts: dict):
+    def _join(parts: dict, keep_concat: bool = False):
+        """Join in part order.  A complete message has ``concat=None``; a partial one
+        keeps the first present part's Concat so the caller can tell which it was."""
         ordered = [parts[s] for s in sorted(parts)]
         first = ordered[0]
         data = None
         if first.data is not None:
             data = b"".join(p.data or b"" for p in ordered)
-        return attrs.evolve(first, text="".join(p.text for p in ordered), data=data, concat=None)
+        return attrs.evolve(first, text="".join(p.text for p in ordered), data=data,
+                            concat=first.concat if keep_concat else None)
 
     def _expire(self, key):
         pend = self._pending.pop(key, None)
@@ -661,7 +664,7 @@ class Reassembler:
         total = key[3]
         missing = tuple(s for s in range(1, total + 1) if s not in pend.parts)
         if self.on_timeout is not None:
-            self.on_timeout(self._join(pend.parts), missing)
+            self.on_timeout(self._join(pend.parts, keep_concat=True), missing)
 
     def pending(self) -> int:
         return len(self._pending)

@@ -1,0 +1,62 @@
+"""Huawei ME909s / MU709 / E1750-class modules.
+
+Source: Huawei "ME909s Series LTE Module AT Command Interface Specification" and
+"MU709 AT Command Interface Specification": AT^CVOICE (voice over the USB PCM port;
+^CVOICE? reports mode,rate,bits,period), AT^DDSETEX=2 (DTMF through the voice port),
+call URCs ^ORIG / ^CONF / ^CONN / ^CEND:<id>,<duration>,<end_status>[,<cc_cause>],
+^RSSI:<rssi>, AT^ICCID?, AT^SYSINFOEX (sysmode 1 GSM, 3 WCDMA, 4 TD-SCDMA, 6 LTE),
++CUSD strings as packed 7-bit hex (ModemManager's Huawei plugin does the same).
+"""
+
+from __future__ import annotations
+
+from goip_tw.modem import model
+from goip_tw.modem.drivers.base import Driver, split_fields
+
+SYSMODE = {1: "2G", 2: "3G", 3: "3G", 4: "3G", 5: "3G", 6: "4G", 7: "4G"}
+
+
+class Huawei(Driver):
+    name = "huawei"
+    urcs = {"^ORIG": False, "^CONF": False, "^CONN": False, "^CEND": False, "^RSSI": False,
+            "^HCSQ": False, "^MODE": False, "^SYSSTART": False, "^SIMST": False,
+            "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False}
+    init_commands = ("AT^CVOICE=0", "AT^DDSETEX=2", "AT^CURC=1")
+    iccid_command = ("AT^ICCID?", "^ICCID")
+    technology_command = "AT^SYSINFOEX"
+    ussd_packed_hex = True
+
+    @classmethod
+    def matches(cls, manufacturer, model_name):
+        return "HUAWEI" in manufacturer.upper()
+
+    def parse_technology(self, resp):
+        v = resp.value("^SYSINFOEX")
+        if not v:
+            return None
+        f = split_fields(v)
+        return SYSMODE.get(int(f[5])) if len(f) > 5 and f[5].isdigit() else None
+
+    def gain_commands(self, mic, speaker):
+        out = []
+        if mic is not None:
+            out.append(f"AT+CMIC={int(mic)}")
+        if speaker is not None:
+            out.append(f"AT+CLVL={int(speaker)}")
+        return out
+
+    def parse_urc(self, urc):
+        if urc.name == "^CEND":
+            f = split_fields(urc.value)
+            cause = int(f[3]) if len(f) > 3 and f[3].isdigit() else None
+            call_id = int(f[0]) if f and f[0].isdigit() else None
+            return [("call-end-cause", call_id, cause), "refresh-calls"]
+        if urc.name in ("^ORIG", "^CONF", "^CONN"):
+            return ["refresh-calls"]
+        if urc.name == "^RSSI" and urc.value.strip().isdigit():
+            return [model.SignalChanged(model.Signal.from_rssi(int(urc.value)))]
+        if urc.name in ("^DDTMF", "^DTMF"):
+            d = urc.value.strip().strip('"')[:1]
+            if d and d in "0123456789*#ABCD":
+                return [model.DtmfReceived(d)]
+        return []

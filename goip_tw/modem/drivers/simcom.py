@@ -1,0 +1,78 @@
+"""SIMCom SIM7500/SIM7600 series.
+
+Source: SIMCom "SIM7500_SIM7600 Series AT Command Manual" (AT+CICCID, AT+CPSI?,
+AT+CLCC=1 call-state URCs, AT+DDET DTMF detection with +RXDTMF, AT+CMICGAIN /
+AT+COUTGAIN, "VOICE CALL: BEGIN/END" URCs, HTTP service AT+HTTPINIT/HTTPPARA/HTTPACTION)
+and the "USB Audio Application Note" (AT+CPCMREG=1 after the call is set up routes
+voice to the USB audio port, AT+CPCMREG=0 when it ends).
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet import defer
+
+from goip_tw.modem import model
+from goip_tw.modem.drivers.base import Driver, split_fields
+
+CPSI_MODE = {"GSM": "2G", "WCDMA": "3G", "TDSCDMA": "3G", "CDMA": "3G", "EVDO": "3G",
+             "HDR": "3G", "LTE": "4G", "CAT-M": "4G", "NB-IOT": "4G"}
+_URL_RE = re.compile(r"https?://[A-Za-z0-9.\-:/_%?=&~]{1,200}\Z")
+
+
+class Simcom(Driver):
+    name = "simcom"
+    urcs = {"VOICE CALL": False, "MISSED_CALL": False, "+RXDTMF": False, "+DTMF": False,
+            "+HTTPACTION": False, "+CPIN": False, "SMS DONE": False, "PB DONE": False}
+    init_commands = ("AT+CLCC=1", "AT+DDET=1")
+    call_start_commands = ("AT+CPCMREG=1",)
+    call_end_commands = ("AT+CPCMREG=0",)
+    iccid_command = ("AT+CICCID", "+ICCID")
+    technology_command = "AT+CPSI?"
+
+    @classmethod
+    def matches(cls, manufacturer, model_name):
+        return "SIMCOM" in manufacturer.upper().replace(" ", "")
+
+    def parse_technology(self, resp):
+        v = resp.value("+CPSI")
+        if not v:
+            return None
+        return CPSI_MODE.get(split_fields(v)[0].upper())
+
+    def gain_commands(self, mic, speaker):
+        out = []
+        if mic is not None:
+            out.append(f"AT+CMICGAIN={int(mic)}")
+        if speaker is not None:
+            out.append(f"AT+COUTGAIN={int(speaker)}")
+        return out
+
+    def parse_urc(self, urc):
+        if urc.name in ("+RXDTMF", "+DTMF"):
+            d = urc.value.strip().strip('"')[:1]
+            if d and d in "0123456789*#ABCD":
+                return [model.DtmfReceived(d)]
+        if urc.name in ("VOICE CALL", "MISSED_CALL", "+CLCC"):
+            return ["refresh-calls"]
+        return []
+
+    @defer.inlineCallbacks
+    def http_test(self, modem, url):
+        if not _URL_RE.match(url):
+            raise ValueError(f"url: {url!r} not allowed")
+        eng = modem.engine
+        try:
+            yield eng.send("AT+HTTPINIT", kind="data")
+        except Exception:
+            pass  # already initialised
+        try:
+            yield eng.send(f'AT+HTTPPARA="URL","{url}"', kind="data")
+            got = modem.wait_urc("+HTTPACTION", timeout=90)
+            yield eng.send("AT+HTTPACTION=0", kind="data")
+            urc = yield got
+        finally:
+            yield eng.send("AT+HTTPTERM").addErrback(lambda f: None)
+        f = split_fields(urc.value)
+        return model.HttpResult(int(f[1]), int(f[2]) if len(f) > 2 and f[2].isdigit() else None)
