@@ -1,0 +1,63 @@
+"""Quectel HTTP(S) test commands without any real network.
+
+``AT+QHTTPURL=<len>[,<timeout>]`` answers ``CONNECT`` and reads exactly
+``<len>`` bytes of URL; ``AT+QHTTPGET[=<timeout>]`` answers ``OK`` and later
+``+QHTTPGET: <err>,<status>[,<length>]``; ``AT+QHTTPREAD`` prints ``CONNECT``,
+the body, ``OK`` and ``+QHTTPREAD: <err>`` (Quectel EC2x HTTP(S) AT Commands
+Manual).  Statuses come from ``network.http_responses`` (default 200) so the
+gateway's data path test (F-509) has something to fetch.
+"""
+
+from __future__ import annotations
+
+from .at import AtError, command
+
+Q = ("quectel",)
+DEFAULT_BODY = "<html><body>goip-tw simulator</body></html>"
+
+
+@command("+QHTTPCFG", dialects=Q)
+def qhttpcfg(module, cmd):
+    return []
+
+
+@command("+QHTTPURL", dialects=Q)
+def qhttpurl(module, cmd):
+    if cmd.kind == "read":
+        return [f'+QHTTPURL: "{module.settings.http_url}"'] if module.settings.http_url else []
+    if cmd.kind != "set":
+        raise AtError(50)
+    length = cmd.int_param(0, lo=1, hi=700)
+
+    def got(url: str):
+        if not url.lower().startswith(("http://", "https://")):
+            raise AtError(50)
+        module.settings.http_url = url
+        return []
+
+    return module.prompt(got, marker=b"\r\nCONNECT\r\n", length=length)
+
+
+@command("+QHTTPGET", dialects=Q)
+def qhttpget(module, cmd):
+    url = module.settings.http_url
+    if not url:
+        raise AtError(50)
+    module.http_body = None
+    if not module.registered:
+        module.timers.later(1.0, module.urc, "+QHTTPGET: 717")
+        return []
+    status, body = module.network.http_responses.get(url, (200, DEFAULT_BODY))
+    module.http_body = body
+    module.network.record("http", module=module.number, url=url, status=status)
+    module.timers.later(0.5, module.urc, f"+QHTTPGET: 0,{status},{len(body.encode())}")
+    return []
+
+
+@command("+QHTTPREAD", dialects=Q)
+def qhttpread(module, cmd):
+    body = module.http_body
+    if body is None:
+        raise AtError(50)
+    module.timers.later(0, module.urc, "+QHTTPREAD: 0")
+    return ["CONNECT", body]

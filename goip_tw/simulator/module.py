@@ -1,0 +1,594 @@
+"""A simulated cellular module: two ptys, an AT interpreter and radio state.
+
+The start-up sequence and URCs follow the Quectel EC2x AT Commands Manual
+(``RDY``, ``+CPIN: READY``, ``+QUSIM: 1``, ``+QIND: SMS DONE``/``PB DONE``)
+and the SIMCom SIM7500/SIM7600 AT Command Manual (``RDY``, ``+CPIN: READY``,
+``SMS DONE``, ``PB DONE``).  Registration URCs follow 3GPP TS 27.007 sections
+7.2 (``+CREG``), 10.1.19 (``+CGREG``) and 10.1.22 (``+CEREG``).
+
+The AT port carries commands; the voice port carries 8 kHz s16le mono PCM in
+320-byte frames, as the EC2x USB audio port does after ``AT+QPCMV=1,0`` and the
+SIM7600 after ``AT+CPCMREG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+from twisted.logger import Logger
+
+from . import at
+from .at import AtCommand, AtError, ParseError
+from .faults import Faults
+from .pty import PtyPort
+from .sim import SimCard, SmsStore
+from .timers import Timers
+
+log = Logger()
+
+FRAME_BYTES = 320
+UPLINK_FRAMES = 10
+MAX_LINE = 4096
+
+
+@attrs.frozen
+class Identity:
+    manufacturer: str
+    model: str
+    revision: str
+
+
+IDENTITIES = {
+    "quectel": Identity("Quectel", "EC25", "EC25EFAR06A06M4G"),
+    "simcom": Identity("SIMCOM INCORPORATED", "SIMCOM_SIM7600G-H", "LE20B04SIM7600G22"),
+}
+
+
+def luhn_imei(body14: str) -> str:
+    total = 0
+    for i, ch in enumerate(body14):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return body14 + str((10 - total % 10) % 10)
+
+
+@attrs.define
+class Settings:
+    """Per-port AT settings; ``AT&F``/``ATZ`` and a reset restore them."""
+
+    echo: bool = True
+    verbose: bool = True
+    cmee: int = 0
+    cmgf: int = 0
+    cscs: str = "GSM"
+    csms: int = 0
+    cnmi: tuple = (2, 1, 0, 0, 0)
+    cpms: tuple = ("SM", "SM", "SM")
+    csca: str = "+12125550000"
+    csmp: tuple = (17, 167, 0, 0)
+    creg: int = 0
+    cgreg: int = 0
+    cereg: int = 0
+    clip: int = 0
+    ccwa: int = 0
+    colp: int = 0
+    cusd: int = 0
+    clcc_urc: int = 0
+    tonedet: int = 0
+    qind: dict = attrs.field(factory=lambda: {"csq": 0, "smsfull": 0, "ring": 0, "ccinfo": 0})
+    clvl: int = 3
+    qmic: tuple = (20000, 20000)
+    qrxgain: int = 20000
+    pcm: bool = False
+    ims: int = 1
+    cops_mode: int = 0
+    cops_format: int = 0
+    cops_plmn: str | None = None
+    http_url: str = ""
+
+
+@attrs.define
+class CallLeg:
+    """A call as the module sees it (TS 27.007 +CLCC)."""
+
+    idx: int
+    direction: int  # 0 mobile originated, 1 mobile terminated
+    state: int  # 0 active, 1 held, 2 dialing, 3 alerting, 4 incoming, 5 waiting
+    number: str
+    call: object = None
+    ring_timer: object = None
+
+    @property
+    def number_type(self) -> int:
+        return 145 if self.number.startswith("+") else 129
+
+
+class _AudioProtocol:
+    def __init__(self, module):
+        self.module = module
+
+    def data_received(self, data):
+        self.module.audio_uplink(data)
+
+    def port_closed(self, port):
+        pass
+
+
+class SimulatedModule:
+    """One module.  Create it with :meth:`Network.add_module`."""
+
+    def __init__(self, network, number: int, *, dialect="quectel", sims=(), imei=None,
+                 link_dir=None, boot_delay=0.5, reg_delay=2.0, me_capacity=20):
+        if dialect not in IDENTITIES:
+            raise ValueError(f"unknown dialect {dialect!r}")
+        self.network = network
+        self.reactor = network.reactor
+        self.timers = Timers(network.clock)
+        self.number = number
+        self.dialect = dialect
+        self.identity = IDENTITIES[dialect]
+        self.imei = imei or luhn_imei(f"86{number:012d}"[:14])
+        self.slots: list[SimCard | None] = list(sims)
+        self.active_slot = 0
+        self.link_dir = link_dir
+        self.boot_delay = boot_delay
+        self.reg_delay = reg_delay
+        self.me_store = SmsStore("ME", me_capacity)
+        self.faults = Faults()
+        self.settings = Settings()
+        self.at_port = None
+        self.audio_port = None
+        self.plugged = False
+        self.powered = False
+        self.cfun = 1
+        self.sim_ready = False
+        self.reg = 0
+        self.serving: str | None = None
+        self.rssi = 24
+        self.ber = 99
+        self.lac = 0x1A2B
+        self.ci = 0x01C2D3 + number
+        self.act = 7
+        self.calls: list[CallLeg] = []
+        self.last_cause = (0, "No cause")
+        self.message_ref = 0
+        self._inbuf = b""
+        self._busy = False
+        self._text_input = None
+        self._text_len = None
+        self._urc_queue: list[bytes] = []
+        self._uplink = bytearray()
+        self._last_line = ""
+        self._reg_timer = None
+        self.pending_ack = None
+        self.ussd_session = None
+        self.http_body = None
+        from .voice import ModuleVoice
+
+        self.voice = ModuleVoice(self)
+
+    # -- life cycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Plug in and power on: open both ptys and boot."""
+        if self.plugged:
+            return
+        self.at_port = PtyPort(self.reactor, self, name=f"module{self.number}-at")
+        self.audio_port = PtyPort(self.reactor, _AudioProtocol(self),
+                                  name=f"module{self.number}-audio")
+        self._link()
+        self.plugged = True
+        self._boot()
+        log.info("simulator module {module} at {at_path} audio {audio_path}",
+                 module=self.number, at_path=self.at_path, audio_path=self.audio_path)
+        self.network.module_changed(self, "plugged")
+
+    def stop(self) -> None:
+        """Unplug: close the ptys, drop calls, forget volatile state."""
+        if not self.plugged:
+            return
+        self.plugged = False
+        self._power_down("module unplugged")
+        for port in (self.at_port, self.audio_port):
+            if port is not None:
+                port.close()
+        self.timers.cancel_all()
+        self.network.module_changed(self, "unplugged")
+
+    unplug = stop
+
+    def replug(self) -> None:
+        """Come back with new pty paths and the same IMEI and SIMs."""
+        self.stop()
+        self.start()
+
+    @property
+    def at_path(self) -> str | None:
+        return self.at_port.path if self.plugged else None
+
+    @property
+    def audio_path(self) -> str | None:
+        return self.audio_port.path if self.plugged else None
+
+    def _link(self) -> None:
+        """Stable names like /dev/serial/by-id, for clients that reopen."""
+        if not self.link_dir:
+            return
+        os.makedirs(self.link_dir, exist_ok=True)
+        for kind, path in (("at", self.at_port.path), ("audio", self.audio_port.path)):
+            link = os.path.join(self.link_dir, f"module{self.number}-{kind}")
+            try:
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(path, link)
+            except OSError as exc:
+                log.warn("simulator cannot link {link}: {error}", link=link, error=exc)
+
+    def _boot(self) -> None:
+        self.settings = Settings()
+        self.powered = True
+        self.cfun = 1
+        self._inbuf = b""
+        self._busy = False
+        self._text_input = None
+        self._text_len = None
+        self.timers.later(self.boot_delay, self._booted)
+
+    def _booted(self) -> None:
+        self.urc("RDY")
+        self.sim_init()
+
+    def _power_down(self, reason: str) -> None:
+        self.powered = False
+        self.network.drop_calls(self, cause=(27, reason))
+        self.calls.clear()
+        self._set_reg(0, urc=False)
+        self.sim_ready = False
+        if self.ussd_session is not None:
+            self.ussd_session = None
+
+    def reset(self, delay: float = 1.0) -> None:
+        """``AT+CFUN=1,1``: the USB device re-enumerates (new pty paths)."""
+        self.stop()
+        self.timers.later(delay, self.start)
+
+    # -- SIM and registration ---------------------------------------------
+
+    @property
+    def sim(self) -> SimCard | None:
+        if 0 <= self.active_slot < len(self.slots):
+            return self.slots[self.active_slot]
+        return None
+
+    def sim_init(self) -> None:
+        """What a module does after power-on or a SIM switch."""
+        self.sim_ready = False
+        self._set_reg(0, urc=True)
+        sim = self.sim
+        if sim is None:
+            self.urc("+CPIN: NOT INSERTED")
+            return
+        sim.reset_session()
+        state = sim.pin_state
+        self.urc(f"+CPIN: {state}")
+        if state == "READY":
+            self._sim_unlocked()
+
+    def _sim_unlocked(self) -> None:
+        self.sim_ready = True
+        if self.dialect == "quectel":
+            self.urc("+QUSIM: 1")
+            self.timers.later(0.2, self.urc, "+QIND: SMS DONE")
+            self.timers.later(0.3, self.urc, "+QIND: PB DONE")
+        else:
+            self.timers.later(0.2, self.urc, "SMS DONE")
+            self.timers.later(0.3, self.urc, "PB DONE")
+        self.schedule_registration()
+
+    def schedule_registration(self, delay: float | None = None) -> None:
+        self.timers.cancel(self._reg_timer)
+        if self.cfun != 1 or not self.sim_ready:
+            return
+        self._set_reg(2, urc=True)
+        self._reg_timer = self.timers.later(
+            self.reg_delay if delay is None else delay, self._try_register)
+
+    def _try_register(self) -> None:
+        self._reg_timer = None
+        if not (self.plugged and self.cfun == 1 and self.sim_ready):
+            return
+        plmn = self.network.serving_plmn(self)
+        if plmn is None:
+            self._set_reg(2, urc=True)
+            return
+        self.serving = plmn
+        self._set_reg(1 if plmn == self.sim.operator else 5, urc=True)
+        self.network.module_registered(self)
+
+    def lose_registration(self, stat: int = 2) -> None:
+        """Coverage lost: searching (2) or denied (3); calls drop."""
+        self.timers.cancel(self._reg_timer)
+        self.network.drop_calls(self, cause=(47, "Resources unavailable, unspecified"))
+        self._set_reg(stat, urc=True)
+
+    @property
+    def registered(self) -> bool:
+        return self.reg in (1, 5)
+
+    def _set_reg(self, stat: int, *, urc: bool) -> None:
+        changed = stat != self.reg
+        self.reg = stat
+        if stat not in (1, 5):
+            self.serving = None if stat != 5 else self.serving
+        if urc and changed and self.plugged:
+            for name in ("creg", "cgreg", "cereg"):
+                n = getattr(self.settings, name)
+                if n:
+                    self.urc(self.reg_line(name, n, urc=True))
+
+    def reg_line(self, name: str, n: int, *, urc: bool) -> str:
+        """+CREG/+CGREG/+CEREG line: ``[<n>,]<stat>[,<lac>,<ci>,<act>]``."""
+        head = f"+{name.upper()}: "
+        parts = [] if urc else [str(n)]
+        parts.append(str(self.reg))
+        if n >= 2 and self.reg in (1, 5):
+            parts += [f'"{self.lac:04X}"', f'"{self.ci:X}"', str(self.act)]
+        return head + ",".join(parts)
+
+    def set_signal(self, rssi: int, ber: int = 99) -> None:
+        self.rssi, self.ber = rssi, ber
+        if self.dialect == "quectel" and self.settings.qind.get("csq"):
+            self.urc(f'+QIND: "csq",{rssi},{ber}')
+
+    def switch_slot(self, slot: int) -> None:
+        """Bind another SIM slot; the module re-runs SIM initialisation."""
+        if not 0 <= slot < max(1, len(self.slots)):
+            raise ValueError(f"slot {slot} out of range")
+        self.network.drop_calls(self, cause=(31, "SIM switched"))
+        self.calls.clear()
+        self.active_slot = slot
+        if self.plugged and self.powered:
+            self.timers.later(0.5, self.sim_init)
+        self.network.module_changed(self, "slot")
+
+    # -- AT port input ----------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.faults.silent or not self.powered:
+            return
+        if self.settings.echo:
+            self._write(data)
+        self._inbuf += data
+        self._drain()
+
+    def port_closed(self, port) -> None:
+        pass
+
+    def _drain(self) -> None:
+        for _ in range(1000):
+            if self._busy or not self._inbuf:
+                return
+            if self._text_input is not None and self._text_len is not None:
+                if len(self._inbuf) < self._text_len:
+                    return
+                text = self._inbuf[:self._text_len]
+                self._inbuf = self._inbuf[self._text_len:]
+                done, self._text_input, self._text_len = self._text_input, None, None
+                self._run_text_input(done, text, True)
+                continue
+            if self._text_input is not None:
+                cut = min((i for i in (self._inbuf.find(b"\x1a"), self._inbuf.find(b"\x1b"))
+                           if i >= 0), default=-1)
+                if cut < 0:
+                    if len(self._inbuf) > MAX_LINE:
+                        self._inbuf = b""
+                    return
+                text, term = self._inbuf[:cut], self._inbuf[cut:cut + 1]
+                self._inbuf = self._inbuf[cut + 1:]
+                done, self._text_input = self._text_input, None
+                self._run_text_input(done, text, term == b"\x1a")
+                continue
+            cut = min((i for i in (self._inbuf.find(b"\r"), self._inbuf.find(b"\n"))
+                       if i >= 0), default=-1)
+            if cut < 0:
+                if len(self._inbuf) > MAX_LINE:
+                    self._inbuf = b""
+                return
+            line = self._inbuf[:cut]
+            self._inbuf = self._inbuf[cut + 1:]
+            self._handle_line(line.decode("latin-1"))
+
+    def _handle_line(self, raw: str) -> None:
+        upper = raw.upper()
+        start = upper.find("AT")
+        if start < 0:
+            if upper.strip().endswith("A/") and self._last_line:
+                return self._handle_line(self._last_line)
+            return
+        line = raw[start:].strip()
+        self._last_line = line
+        try:
+            commands = at.parse_line(line[2:])
+        except ParseError:
+            log.info("simulator module {module}: unparsable line {line!r}",
+                     module=self.number, line=line)
+            return self.respond([], "ERROR")
+        self._execute(commands, [])
+
+    def _execute(self, commands: list[AtCommand], info: list[str]) -> None:
+        for index, cmd in enumerate(commands):
+            override = self.faults.error_for(cmd.name)
+            if override is not None:
+                return self.respond(info, override)
+            handler = at.lookup(cmd.name, self.dialect)
+            if handler is None:
+                return self.respond(info, "ERROR")
+            try:
+                result = handler(self, cmd)
+            except AtError as err:
+                return self.respond(info, err.render(self.settings.cmee))
+            except Exception:
+                log.failure("simulator module {module}: {command} failed",
+                            module=self.number, command=cmd.name)
+                return self.respond(info, "ERROR")
+            if result is at.PENDING:
+                return
+            if isinstance(result, tuple):  # (lines, final result code)
+                info.extend(result[0])
+                return self.respond(info, result[1])
+            info.extend(result or [])
+        self.respond(info, "OK")
+
+    def prompt(self, on_text, *, marker=b"\r\n> ", length=None) -> object:
+        """Start a ``> `` text/PDU input ended by Ctrl-Z (send) or ESC (abort),
+        or, with ``length``, a fixed number of bytes after ``CONNECT``.
+
+        ``on_text(text)`` returns information lines or raises AtError."""
+        self._text_input = on_text
+        self._text_len = length
+        self._write(marker)
+        return at.PENDING
+
+    def _run_text_input(self, on_text, data: bytes, send: bool) -> None:
+        text = data.decode("latin-1").strip("\r\n")
+        if not send:
+            return self.respond([], "OK")
+        try:
+            lines = on_text(text) or []
+        except AtError as err:
+            return self.respond([], err.render(self.settings.cmee))
+        except Exception:
+            log.failure("simulator module {module}: text input failed", module=self.number)
+            return self.respond([], "ERROR")
+        self.respond(lines, "OK")
+
+    # -- AT port output ---------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self.plugged and self.at_port is not None:
+            self.at_port.write(data)
+
+    def _frame(self, lines: list[str]) -> bytes:
+        if not lines:
+            return b""
+        text = "\r\n".join(lines)
+        return (("\r\n" + text + "\r\n") if self.settings.verbose else (text + "\r\n")).encode(
+            "utf-8")
+
+    def _final(self, final: str) -> bytes:
+        if self.settings.verbose:
+            return f"\r\n{final}\r\n".encode()
+        return f"{at.NUMERIC.get(final, final)}\r".encode()
+
+    def respond(self, info: list[str], final: str) -> None:
+        """Write a complete response (delayed when the ``slow`` fault is on)."""
+        out = self.faults.take_garbage() + self._frame(info)
+        mid = self.faults.take_urc_mid()
+        if mid is not None:
+            out += self._frame([mid])
+        out += self._final(final)
+        if self.faults.delay > 0:
+            self._busy = True
+            self.timers.later(self.faults.delay, self._emit, out)
+        else:
+            self._emit(out)
+
+    def _emit(self, out: bytes) -> None:
+        self._busy = False
+        self._write(out)
+        queued, self._urc_queue = self._urc_queue, []
+        for chunk in queued:
+            self._write(chunk)
+        self._drain()
+
+    def urc(self, *lines: str) -> None:
+        """Unsolicited result code(s); held back while a response is pending."""
+        if not self.plugged or self.faults.silent:
+            return
+        chunk = self._frame(list(lines))
+        if self._busy or self._text_input is not None:
+            self._urc_queue.append(chunk)
+        else:
+            self._write(chunk)
+
+    def final_urc(self, code: str) -> None:
+        """A final result code sent unsolicited (``NO CARRIER``, ``BUSY``)."""
+        if self.plugged and not self.faults.silent:
+            chunk = self._final(code)
+            if self._busy or self._text_input is not None:
+                self._urc_queue.append(chunk)
+            else:
+                self._write(chunk)
+
+    # -- voice port -------------------------------------------------------
+
+    def audio_uplink(self, data: bytes) -> None:
+        self._uplink += data
+        excess = len(self._uplink) - UPLINK_FRAMES * FRAME_BYTES
+        if excess > 0:
+            del self._uplink[:excess + (-excess) % FRAME_BYTES]
+
+    def pull_frame(self) -> bytes:
+        """The next frame the gateway sent (silence on underrun)."""
+        if len(self._uplink) >= FRAME_BYTES:
+            frame = bytes(self._uplink[:FRAME_BYTES])
+            del self._uplink[:FRAME_BYTES]
+            return frame
+        return bytes(FRAME_BYTES)
+
+    def push_frame(self, frame: bytes) -> None:
+        if self.plugged and self.settings.pcm and self.audio_port is not None:
+            self.audio_port.write(frame)
+
+    # -- calls ------------------------------------------------------------
+
+    def new_leg(self, direction: int, state: int, number: str, call) -> CallLeg:
+        used = {leg.idx for leg in self.calls}
+        idx = next(i for i in range(1, 8) if i not in used)
+        leg = CallLeg(idx, direction, state, number, call)
+        self.calls.append(leg)
+        return leg
+
+    def leg_for(self, call) -> CallLeg | None:
+        return next((leg for leg in self.calls if leg.call is call), None)
+
+    def clcc_line(self, leg: CallLeg) -> str:
+        mpty = 0
+        return (f'+CLCC: {leg.idx},{leg.direction},{leg.state},0,{mpty},'
+                f'"{leg.number}",{leg.number_type}')
+
+    def call_state_changed(self, leg: CallLeg) -> None:
+        """Vendor call-state URCs (SIMCom ``+CLCC``, Quectel ``ccinfo``)."""
+        if self.dialect == "simcom" and self.settings.clcc_urc:
+            self.urc(self.clcc_line(leg))
+        if self.dialect == "quectel" and self.settings.qind.get("ccinfo"):
+            self.urc(f'+QIND: "ccinfo",{leg.idx},{leg.direction},{leg.state},0,0,'
+                     f'"{leg.number}",{leg.number_type}')
+
+    def describe(self) -> dict:
+        sim = self.sim
+        return {
+            "module": self.number,
+            "dialect": self.dialect,
+            "imei": self.imei,
+            "plugged": self.plugged,
+            "at_path": self.at_path,
+            "audio_path": self.audio_path,
+            "active_slot": self.active_slot,
+            "slots": [s.describe() if s else None for s in self.slots],
+            "msisdn": sim.msisdn if sim else None,
+            "registered": self.registered,
+            "reg": self.reg,
+            "rssi": self.rssi,
+            "serving": self.serving,
+            "calls": [
+                {"idx": c.idx, "direction": c.direction, "state": c.state, "number": c.number}
+                for c in self.calls
+            ],
+            "faults": self.faults.describe(),
+        }
