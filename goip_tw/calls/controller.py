@@ -234,8 +234,9 @@ class CallController:
         call.callee_before = call.callee_after = number
         st = self.lines.status(line)
         call.slot, call.iccid = st.slot, st.iccid
+        eligible = self._line_infos([line])[0].eligible
         self.calls.add(call)
-        if not self._line_infos([line])[0].eligible:
+        if not eligible:
             call.end("gateway", sip_reason="Line not available")
             return call
         call.mcall = self.lines.dial(line, number, call)

@@ -220,3 +220,49 @@ def test_sip_hangup_releases_held_calls():
     assert rig.take() == [("media", "stop", "bridge", 1), ("gsm", 1, "hangup", "second"),
                           ("gsm", 1, "hangup", "first")]
     rig.assert_clean()
+
+
+def test_call_test_tool():
+    """F-508: call a number from line 2 for 30 s, then hang up."""
+    from goip_tw.calls.calltest import CallTester
+
+    rig = Rig()
+    results = []
+    CallTester(rig.ctl).run(2, "10086", 30).addCallback(results.append)
+    assert rig.take() == [("gsm", 2, "dial", "10086")]
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_alerting(mcall)
+    rig.clock.advance(5)
+    mcall.listener.mobile_connected(mcall)
+    assert rig.line_states(2) == ["DIALING", "ALERTING", "CONNECTED"]
+    rig.clock.advance(25)
+    assert rig.take() == [("gsm", 2, "hangup", "10086")]
+    (result,) = results
+    assert result.answered and result.rang and result.talk_seconds == 25
+    assert rig.cdrs.records[0].test_call
+    rig.assert_clean()
+
+
+@pytest.mark.parametrize("args,field", [((9, "1", 5), "line"), ((1, "x1", 5), "number"),
+                                        ((1, "1", 0), "seconds"), (("a", "1", 5), "line")])
+def test_call_test_bad_input(args, field):
+    from goip_tw.calls.calltest import CallTester, CallTestError
+
+    rig = Rig()
+    failures = []
+    CallTester(rig.ctl).run(*args).addErrback(failures.append)
+    assert failures[0].check(CallTestError)
+    assert str(failures[0].value).startswith(field + ":")
+    rig.assert_clean()
+
+
+def test_call_test_busy_remote():
+    from goip_tw.calls.calltest import CallTester
+
+    rig = Rig()
+    results = []
+    CallTester(rig.ctl).run(1, "10086", 30).addCallback(results.append)
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_ended(mcall, None, "BUSY")
+    assert results[0].cause == 17 and not results[0].answered
+    rig.assert_clean()

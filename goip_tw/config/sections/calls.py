@@ -142,9 +142,8 @@ class CallsConfig:
     lines: tuple[LineCalls, ...] = setting(factory=tuple, label="Per-line call settings",
                                            feature="F-450")
     demo_user: str = setting("softphone", label="Demo softphone user",
-                             help="Account the embedded proxy creates in simulated mode.")
-    demo_password: str = setting("", label="Demo softphone password", secret=True,
-                                 help="Generated on first start when empty.")
+                             help="User name printed for the try-it-now demo; the password is "
+                                  "voip.proxy_password (embedded proxy, F-415).")
     demo_echo_number: str = setting("1000", label="Echo test number",
                                     help="Simulated remote phone that answers and echoes.")
 
