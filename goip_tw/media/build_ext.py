@@ -19,7 +19,9 @@ def extensions():
     from setuptools import Extension
 
     exts = [Extension("goip_tw.media._g711", ["goip_tw/media/_g711.pyx"],
-                      extra_compile_args=["-O3"])]
+                      extra_compile_args=["-O3"]),
+            Extension("goip_tw.media._dsp", ["goip_tw/media/_dsp.pyx"],
+                      extra_compile_args=["-O3"], libraries=["m"])]
     if os.path.isdir(BCG729_INCLUDE):
         exts.append(Extension("goip_tw.media._g729", ["goip_tw/media/_g729.pyx"],
                               libraries=["bcg729"], extra_compile_args=["-O3"]))

@@ -5,7 +5,8 @@ import importlib
 
 def _ensure_built():
     try:
-        importlib.import_module("goip_tw.media._g711")
+        for name in ("_g711", "_dsp"):
+            importlib.import_module("goip_tw.media." + name)
     except ImportError:
         from goip_tw.media.build_ext import build_in_place
         build_in_place()

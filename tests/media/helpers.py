@@ -32,18 +32,35 @@ def goertzel_power(s, freq: float, rate: int = 8000) -> float:
 
 
 def speech_like(ms: int, seed: int = 1, rate: int = 8000) -> bytes:
-    """Noise shaped by a slowly varying envelope and a few moving formant-ish sines."""
+    """Voiced/unvoiced segments: a glottal-like harmonic series (f0 90-250 Hz) shaped by
+    two moving formants, noise bursts for fricatives and pauses, every 40-120 ms."""
     rnd = random.Random(seed)
     n = rate * ms // 1000
     out = array.array("h")
-    f1, f2 = 500.0, 1500.0
-    for i in range(n):
-        if i % 400 == 0:
-            f1 = rnd.uniform(300, 900)
-            f2 = rnd.uniform(900, 2500)
-            env = rnd.uniform(0.1, 1.0)
-        t = i / rate
-        v = env * (3000 * math.sin(2 * math.pi * f1 * t) + 1500 * math.sin(2 * math.pi * f2 * t)
-                   + rnd.gauss(0, 1200))
-        out.append(max(-32768, min(32767, int(v))))
-    return out.tobytes()
+    i = 0
+    while i < n:
+        seg = int(rate * rnd.uniform(0.04, 0.12))
+        kind = rnd.random()
+        env = rnd.uniform(0.2, 1.0) * 6000
+        if kind < 0.6:
+            f0 = rnd.uniform(90, 250)
+            f1, f2 = rnd.uniform(300, 900), rnd.uniform(900, 2500)
+            harm = []
+            k = 1
+            while k * f0 < 3400:
+                f = k * f0
+                w = 1 / (1 + ((f - f1) / 150) ** 2) + 0.5 / (1 + ((f - f2) / 200) ** 2) + 0.05
+                harm.append((2 * math.pi * f / rate, w / k ** 0.5, rnd.uniform(0, 6.28)))
+                k += 1
+            norm = sum(h[1] for h in harm)
+            for j in range(min(seg, n - i)):
+                v = sum(w * math.sin(om * (i + j) + ph) for om, w, ph in harm) / norm
+                out.append(max(-32768, min(32767, int(env * v + rnd.gauss(0, 100)))))
+        elif kind < 0.8:
+            for _ in range(min(seg, n - i)):
+                out.append(max(-32768, min(32767, int(rnd.gauss(0, env / 4)))))
+        else:
+            for _ in range(min(seg, n - i)):
+                out.append(int(rnd.gauss(0, 30)))
+        i += seg
+    return out[:n].tobytes()
