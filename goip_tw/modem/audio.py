@@ -1,0 +1,114 @@
+"""The module's voice port as a 20 ms frame source/sink (:class:`IFramePort`).
+
+Quectel EC2x after ``AT+QPCMV=1,0`` and SIMCom SIM7600 after ``AT+CPCMREG=1`` carry
+call audio on a USB serial port as raw 8 kHz, 16-bit little-endian mono PCM (Quectel
+"Voice over USB and UAC Application Note", SIMCom "USB Audio Application Note");
+Huawei after ``AT^CVOICE=0`` does the same on its PCM port.  This class cuts the byte
+stream into 320-byte frames for the media bridge (goip_tw/media/bridge.py), which
+pulls one frame and writes one frame per 20 ms tick.
+
+Both directions are bounded: at most ``max_frames`` captured frames are kept (the
+oldest is dropped and counted), and frames written while the tty's write buffer is
+full (the module stopped reading) are dropped, so latency cannot grow.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from twisted.internet import interfaces, protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from goip_tw.media.interfaces import FRAME_BYTES, IFramePort
+
+log = Logger()
+
+
+@implementer(IFramePort, interfaces.IPushProducer)
+class VoicePort(protocol.Protocol):
+    def __init__(self, *, max_frames: int = 10, name: str = "voice"):
+        self.name = name
+        self.max_frames = max_frames
+        self._in: deque[bytes] = deque()
+        self._partial = b""
+        self._paused = False
+        self.closed = True
+        self.overflows = 0
+        self.dropped_writes = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self._close_observers = []
+
+    # -- IFramePort
+    def read_frame(self):
+        return self._in.popleft() if self._in else None
+
+    def write_frame(self, frame: bytes) -> None:
+        if self.closed or self.transport is None:
+            return
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"voice frame must be {FRAME_BYTES} bytes, got {len(frame)}")
+        if self._paused:
+            self.dropped_writes += 1
+            return
+        self.frames_out += 1
+        self.transport.write(frame)
+
+    def pending(self) -> int:
+        return len(self._in)
+
+    def clear(self) -> None:
+        """Forget captured audio (call start/end) so no stale frames leak across calls."""
+        self._in.clear()
+        self._partial = b""
+
+    # -- protocol
+    def connectionMade(self):
+        self.closed = False
+        try:
+            self.transport.registerProducer(self, True)
+        except Exception:  # transports without producer support (StringTransport)
+            pass
+
+    def dataReceived(self, data: bytes):
+        data = self._partial + data
+        n = len(data) - len(data) % FRAME_BYTES
+        self._partial = data[n:]
+        for i in range(0, n, FRAME_BYTES):
+            if len(self._in) >= self.max_frames:
+                self._in.popleft()
+                self.overflows += 1
+            self._in.append(data[i:i + FRAME_BYTES])
+            self.frames_in += 1
+
+    def connectionLost(self, reason=None):
+        self.closed = True
+        self.clear()
+        for fn in list(self._close_observers):
+            fn(self)
+
+    def add_close_observer(self, fn):
+        self._close_observers.append(fn)
+
+    def close(self):
+        if self.transport is not None and not self.closed:
+            self.transport.loseConnection()
+
+    # -- IPushProducer (the tty's write buffer tells us when the module stops reading)
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+
+    def stopProducing(self):
+        self._paused = True
+
+
+def open_voice_port(reactor, path: str, *, baudrate: int = 115200, name: str = "voice") -> VoicePort:
+    """Open the voice tty (real or simulator pty) and return its frame port."""
+    from twisted.internet.serialport import SerialPort
+    port = VoicePort(name=name)
+    SerialPort(port, path, reactor, baudrate=baudrate)
+    return port
