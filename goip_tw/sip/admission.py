@@ -183,3 +183,39 @@ class Admission:
         log.info("sip admission refused {method} from {host}:{port}: {why}",
                  method=request.method, host=source[0], port=source[1], why=why)
         return Verdict("reject", reason=why, code=403)
+
+
+# --- digest glue -----------------------------------------------------------------------
+
+
+class NoDigest:
+    """Stand-in while no digest implementation is available: refuses every password
+    path (403) and answers no challenge.  Secure, never open."""
+
+    def authorize(self, request, challenge, user, password):
+        return None
+
+    def challenge(self, request, proxy: bool):
+        return request.make_response(403)
+
+    def account_verifier(self, passwords: dict[str, str]):
+        return None
+
+    def proxy_verifier(self, password: str):
+        return None
+
+
+def digest_auth(reactor, voip):
+    """The service's auth contract over ``goip_tw.sip.auth`` (or ``NoDigest``).
+
+    Contract: ``authorize(request, challenge, user, password) -> Request | None``
+    (client side); ``challenge(request, proxy) -> Response`` (401/407);
+    ``account_verifier(passwords) / proxy_verifier(password)`` -> a
+    ``CredentialVerifier`` or None when no password is configured.
+    """
+    try:
+        from goip_tw.sip import auth  # noqa: F401
+    except ImportError:
+        log.warn("goip_tw.sip.auth not available: password authentication disabled")
+        return NoDigest()
+    return NoDigest()

@@ -15,8 +15,10 @@ VoIP -> GSM (an INVITE arrived and passed admission, F-425)::
 
     leg.caller, leg.callee          # user parts of From / Request-URI (str)
     leg.caller_display              # From display name ("" if none)
-    leg.route                       # goip_tw.sip.routing.Route, or None when prefix
-                                    #   matching found nothing (the UA already sent 603)
+    leg.route                       # goip_tw.sip.routing.Route (never None: an INVITE
+                                    #   no prefix matches was already answered 603, F-412)
+    leg.own_number                  # True when the callee is one of our own account
+                                    #   numbers: two-stage dialing (manual §4 terms (i))
     leg.remote_sdp                  # the offer (bytes, b"" when the INVITE had none)
     leg.identity                    # who was admitted: "address:<ip>" / "user:<id>"
     leg.account                     # registration key the call came in on ("main",
@@ -127,3 +129,512 @@ class InboundMessage:
     identity: str
     account: str
     source: tuple[str, int]
+
+
+# --- implementation ------------------------------------------------------------------
+#
+# A small dialog record (§12) per leg; goip_tw.sip.dialog can replace it without
+# changing the leg API above.
+
+import os  # noqa: E402
+
+from twisted.internet import defer  # noqa: E402
+from twisted.logger import Logger  # noqa: E402
+
+from goip_tw.sip.message import NameAddr, Request, Response, SipParseError, SipURI  # noqa: E402
+from goip_tw.sip.transport import Address  # noqa: E402
+
+log = Logger(namespace="goip.sip.ua")
+
+SDP = "application/sdp"
+CALLER_ID_MODES = ("off", "rpid", "from", "pai")
+_DTMF_CHARS = set("0123456789*#ABCDabcd")
+
+
+def uri_address(uri: SipURI, default_transport: str = "udp") -> Address:
+    """Where to send a request for ``uri`` (IP literals; names are resolved upstream)."""
+    transport = uri.param("transport", default_transport).lower()
+    host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
+    port = uri.port or (5061 if transport == "tls" else 5060)
+    return Address(transport, host, port)
+
+
+def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
+    """Digit and duration of an INFO (application/dtmf-relay or application/dtmf)."""
+    text = body.decode("utf-8", "replace").strip()
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/dtmf" and len(text) == 1 and text in _DTMF_CHARS:
+        return text.upper(), 100
+    if ctype != "application/dtmf-relay":
+        return None
+    digit, duration = None, 100
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key == "signal" and len(value) == 1 and value in _DTMF_CHARS:
+            digit = value.upper()
+        elif key == "duration" and value.isdigit():
+            duration = min(int(value), 10000)
+    return (digit, duration) if digit else None
+
+
+class _Dialog:
+    """The §12 state a leg needs for in-dialog requests."""
+
+    def __init__(self, call_id: str, local: NameAddr, remote: NameAddr,
+                 remote_target: SipURI, route_set: list[str], local_cseq: int,
+                 transport: str):
+        self.call_id = call_id
+        self.local = local
+        self.remote = remote
+        self.remote_target = remote_target
+        self.route_set = route_set
+        self.local_cseq = local_cseq
+        self.transport = transport
+
+    @property
+    def local_tag(self) -> str:
+        return self.local.tag or ""
+
+    def destination(self) -> Address:
+        if self.route_set:
+            first = NameAddr.parse(self.route_set[0], "route")
+            return uri_address(first.uri, self.transport)
+        return uri_address(self.remote_target, self.transport)
+
+    def request(self, method: str, contact: str) -> Request:
+        """A new in-dialog request (§12.2.1.1); loose routing assumed (``;lr``)."""
+        self.local_cseq += 1
+        req = Request(method, self.remote_target)
+        h = req.headers
+        for route in self.route_set:
+            h.add("Route", route)
+        h.add("Max-Forwards", "70")
+        h.add("From", str(self.local))
+        h.add("To", str(self.remote))
+        h.add("Call-ID", self.call_id)
+        h.add("CSeq", f"{self.local_cseq} {method}")
+        h.add("Contact", contact)
+        return req
+
+
+class _Leg:
+    """What both directions share: listener, dialog, BYE/INFO handling."""
+
+    direction = ""
+
+    def __init__(self, core: "UaCore", account: str, line: int | None):
+        self.core = core
+        self.account = account
+        self.line = line
+        self.listener: Listener = lambda event: None
+        self.dialog: _Dialog | None = None
+        self.state = "new"
+        self.local_sdp = b""
+        self.remote_sdp = b""
+
+    def _emit(self, event) -> None:
+        try:
+            self.listener(event)
+        except Exception:
+            log.failure("call listener failed on {event}", event=type(event).__name__)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("ended", "failed")
+
+    def send_dtmf(self, digit: str, ms: int = 100) -> defer.Deferred | None:
+        """SIP INFO application/dtmf-relay (F-427 out-of-band)."""
+        if self.state != "confirmed" or self.dialog is None or digit not in _DTMF_CHARS:
+            return None
+        req = self.dialog.request("INFO", self.core.contact(self.account))
+        req.headers.add("Content-Type", "application/dtmf-relay")
+        req.body = f"Signal={digit}\r\nDuration={int(ms)}\r\n".encode()
+        return self.core.transactions.send_request(req, self.dialog.destination())
+
+    def _send_bye(self) -> None:
+        if self.dialog is None:
+            return
+        req = self.dialog.request("BYE", self.core.contact(self.account))
+        self.core.transactions.send_request(req, self.dialog.destination())
+
+    def _end(self, event) -> None:
+        if self.ended:
+            return
+        self.state = "failed" if isinstance(event, Failed) else "ended"
+        self.core._forget(self)
+        self._emit(event)
+
+    # in-dialog requests from the peer
+    def in_dialog_request(self, txn) -> None:
+        req: Request = txn.request
+        method = req.method
+        if method == "BYE":
+            txn.respond(req.make_response(200))
+            self._stop_2xx()
+            self._end(HungUp(self, by="remote", reason="BYE"))
+        elif method == "INFO":
+            found = parse_dtmf_info(req.headers.get("content-type") or "", req.body)
+            txn.respond(req.make_response(200))
+            if found:
+                self._emit(Dtmf(self, digit=found[0], duration_ms=found[1]))
+        elif method == "INVITE":
+            # re-INVITE (hold/resume, session refresh): keep our session as it is
+            resp = req.make_response(200)
+            resp.headers.add("Contact", self.core.contact(self.account))
+            if self.local_sdp:
+                resp.headers.add("Content-Type", SDP)
+                resp.body = self.local_sdp
+            txn.respond(resp)
+        elif method in ("OPTIONS", "UPDATE", "NOTIFY"):
+            txn.respond(req.make_response(200))
+        else:
+            txn.respond(req.make_response(405))
+
+    def _stop_2xx(self) -> None:
+        pass
+
+
+class InboundLeg(_Leg):
+    """VoIP -> GSM: an INVITE we received (see the module docstring)."""
+
+    direction = "inbound"
+
+    def __init__(self, core, txn, *, account: str, identity: str, route, own_number: bool,
+                 line: int | None = None):
+        super().__init__(core, account, line)
+        self.txn = txn
+        req: Request = txn.request
+        self.request = req
+        self.identity = identity
+        self.route = route
+        self.own_number = own_number
+        self.caller = req.from_.uri.user or ""
+        self.caller_display = req.from_.display or ""
+        self.callee = req.uri.user or ""
+        self.call_id = req.call_id
+        self.remote_sdp = req.body if (req.headers.get("content-type") or "").lower(
+        ).startswith(SDP) else b""
+        self.local_tag = core.transactions.new_tag()
+        self.state = "offered"
+        self._2xx_timer = None
+        self._2xx_data = b""
+        self._2xx_interval = 0.0
+        self._2xx_deadline = 0.0
+        txn.on_cancel = self._cancelled
+
+    def _response(self, status: int, reason: str | None = None, sdp: bytes = b"") -> Response:
+        resp = self.request.make_response(status, reason, to_tag=self.local_tag)
+        if 100 < status < 300:
+            resp.headers.add("Contact", self.core.contact(self.account))
+        if status >= 200:
+            resp.headers.add("Allow", self.core.ALLOW)
+        if sdp:
+            resp.headers.add("Content-Type", SDP)
+            resp.body = sdp
+        return resp
+
+    def ringing(self) -> None:
+        if self.state in ("offered", "early"):
+            self.txn.respond(self._response(180))
+
+    def early_media(self, local_sdp: bytes) -> None:
+        if self.state in ("offered", "early"):
+            self.local_sdp = local_sdp
+            self.state = "early"
+            self.txn.respond(self._response(183, sdp=local_sdp))
+
+    def answer(self, local_sdp: bytes) -> None:
+        if self.state not in ("offered", "early"):
+            return
+        self.local_sdp = local_sdp
+        resp = self._response(200, sdp=local_sdp)
+        req = self.request
+        route_set = req.headers.get_all("record-route")
+        try:
+            target = NameAddr.parse(req.headers.get("contact") or "", "contact").uri
+        except SipParseError:
+            target = req.from_.uri
+        self.dialog = _Dialog(self.call_id, req.to.with_tag(self.local_tag), req.from_,
+                              target, route_set, 0, self.txn.source.transport)
+        self.state = "answered"
+        self.core._remember(self)
+        self.txn.respond(resp)
+        # §13.3.1.4: the UAS core retransmits the 2xx until the ACK arrives
+        if not self.txn.reliable:
+            self._2xx_data = resp.to_bytes()
+            t = self.core.transactions.timers
+            self._2xx_interval = t.t1
+            self._2xx_deadline = self.core.clock.seconds() + 64 * t.t1
+            self._2xx_timer = self.core.clock.callLater(t.t1, self._retransmit_2xx)
+
+    def _retransmit_2xx(self) -> None:
+        self._2xx_timer = None
+        if self.state != "answered":
+            return
+        if self.core.clock.seconds() >= self._2xx_deadline:
+            log.info("no ACK for 200 OK on {call_id}: hanging up", call_id=self.call_id)
+            self._send_bye()
+            self._end(HungUp(self, by="local", reason="no ACK"))
+            return
+        self.core.transport.send(self._2xx_data, self.txn.dest)
+        t2 = self.core.transactions.timers.t2
+        self._2xx_interval = min(self._2xx_interval * 2, t2)
+        self._2xx_timer = self.core.clock.callLater(self._2xx_interval, self._retransmit_2xx)
+
+    def _stop_2xx(self) -> None:
+        if self._2xx_timer is not None and self._2xx_timer.active():
+            self._2xx_timer.cancel()
+        self._2xx_timer = None
+
+    def ack_received(self, request: Request) -> None:
+        if self.state == "answered":
+            self._stop_2xx()
+            self.state = "confirmed"
+            if request.body and not self.remote_sdp:
+                self.remote_sdp = request.body
+            self._emit(Answered(self, sdp=self.remote_sdp))
+
+    def reject(self, code: int, reason: str | None = None) -> None:
+        if self.state in ("offered", "early"):
+            code = code if 300 <= code <= 699 else 500
+            self.txn.respond(self._response(code, reason))
+            self.state = "failed"
+            self.core._forget(self)
+
+    def hangup(self) -> None:
+        if self.state in ("offered", "early"):
+            self.reject(480, "Hung up")
+        elif self.state in ("answered", "confirmed"):
+            self._stop_2xx()
+            self._send_bye()
+            self._end(HungUp(self, by="local", reason="hangup"))
+
+    def _cancelled(self) -> None:
+        if self.state in ("offered", "early"):
+            self.txn.respond(self._response(487))
+            self._end(Failed(self, code=487, reason="cancelled by caller"))
+
+
+class OutboundLeg(_Leg):
+    """GSM -> VoIP: an INVITE we send (see the module docstring)."""
+
+    direction = "outbound"
+
+    def __init__(self, core, *, request: Request, dest: Address, account: str,
+                 line: int | None, credentials: tuple[str, str] | None):
+        super().__init__(core, account, line)
+        self.request = request
+        self.dest = dest
+        self.call_id = request.call_id
+        self.local_sdp = request.body
+        self.credentials = credentials
+        self.txn = None
+        self._auth_tries = 0
+        self.state = "calling"
+
+    def start(self) -> None:
+        self.txn = self.core.transactions.start_client(
+            self.request, self.dest, on_provisional=self._provisional, on_2xx=self._again_2xx)
+        self.txn.result.addCallback(self._final)
+
+    def _provisional(self, response: Response) -> None:
+        if self.ended:
+            return
+        if response.status == 180 and not response.body:
+            self._emit(Ringing(self))
+        elif response.body and (response.headers.get("content-type") or "").lower(
+        ).startswith(SDP):
+            self.remote_sdp = response.body
+            self._emit(EarlyMedia(self, sdp=response.body))
+        elif response.status in (180, 181, 182):
+            self._emit(Ringing(self))
+
+    def _final(self, response: Response) -> None:
+        status = response.status
+        if 200 <= status < 300:
+            self._confirm(response)
+            return
+        if status in (401, 407) and self.credentials and self._auth_tries == 0 \
+                and self.state == "calling":
+            retry = self.core.authorized_retry(self.request, response, *self.credentials)
+            if retry is not None:
+                self._auth_tries += 1
+                self.request = retry
+                self.start()
+                return
+        if self.state == "cancelling" or status == 487:
+            self._end(Failed(self, code=487, reason="cancelled"))
+        else:
+            self._end(Failed(self, code=status, reason=response.reason))
+
+    def _confirm(self, response: Response) -> None:
+        req = self.request
+        route_set = list(reversed(response.headers.get_all("record-route")))
+        try:
+            target = NameAddr.parse(response.headers.get("contact") or "", "contact").uri
+        except SipParseError:
+            target = req.uri
+        self.dialog = _Dialog(self.call_id, req.from_, response.to, target, route_set,
+                              req.cseq[0], self.dest.transport)
+        self._send_ack(response)
+        if self.state == "cancelling":
+            # the 200 crossed our CANCEL: confirm then end at once (§9.1)
+            self._send_bye()
+            self._end(Failed(self, code=487, reason="cancelled"))
+            return
+        self.state = "confirmed"
+        self.core._remember(self)
+        if response.body:
+            self.remote_sdp = response.body
+        self._emit(Answered(self, sdp=self.remote_sdp))
+
+    def _send_ack(self, response: Response) -> None:
+        d = self.dialog
+        ack = Request("ACK", d.remote_target)
+        for route in d.route_set:
+            ack.headers.add("Route", route)
+        ack.headers.add("Max-Forwards", "70")
+        ack.headers.add("From", str(d.local))
+        ack.headers.add("To", str(d.remote))
+        ack.headers.add("Call-ID", d.call_id)
+        ack.headers.add("CSeq", f"{self.request.cseq[0]} ACK")
+        ack.headers.add("Contact", self.core.contact(self.account))
+        self._ack = ack
+        self.core.transactions.send_ack(ack, d.destination())
+
+    def _again_2xx(self, response: Response) -> None:
+        if self.dialog is not None and getattr(self, "_ack", None) is not None:
+            self.core.transport.send(self._ack, self.dialog.destination())
+
+    def cancel(self) -> None:
+        if self.state == "calling" and self.txn is not None:
+            self.state = "cancelling"
+            d = self.txn.cancel()
+            d.addCallback(lambda r: None)
+
+    def hangup(self) -> None:
+        if self.state == "calling":
+            self.cancel()
+        elif self.state == "confirmed":
+            self._send_bye()
+            self._end(HungUp(self, by="local", reason="hangup"))
+
+
+class UaCore:
+    """Owns the legs and matches in-dialog requests and ACKs to them.
+
+    ``contact_for(account) -> str`` gives our Contact per account;
+    ``authorize(request, challenge, user, password) -> Request | None`` answers
+    digest challenges (``goip_tw.sip.auth`` client side).
+    """
+
+    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, UPDATE"
+
+    def __init__(self, transactions, transport, clock, contact_for, authorize=None):
+        self.transactions = transactions
+        self.transport = transport
+        self.clock = clock
+        self._contact_for = contact_for
+        self._authorize = authorize
+        self.legs: dict[tuple[str, str], _Leg] = {}
+
+    def contact(self, account: str) -> str:
+        return self._contact_for(account)
+
+    def authorized_retry(self, request: Request, challenge: Response, user: str,
+                         password: str) -> Request | None:
+        """A copy of ``request`` without our Via, CSeq +1, answering ``challenge``."""
+        if self._authorize is None:
+            return None
+        retry = request.copy()
+        vias = retry.headers.get_all("via")
+        retry.headers.remove("via")
+        for via in vias[1:]:
+            retry.headers.add("Via", via)
+        num, method = request.cseq
+        retry.headers.set("CSeq", f"{num + 1} {method}")
+        return self._authorize(retry, challenge, user, password)
+
+    def _remember(self, leg: _Leg) -> None:
+        if leg.dialog is not None:
+            self.legs[(leg.dialog.call_id, leg.dialog.local_tag)] = leg
+
+    def _forget(self, leg: _Leg) -> None:
+        if leg.dialog is not None:
+            self.legs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+
+    def find(self, request: Request) -> _Leg | None:
+        try:
+            return self.legs.get((request.call_id, request.to.tag or ""))
+        except SipParseError:
+            return None
+
+    def in_dialog(self, txn) -> bool:
+        """Handle a request with a To tag; 481 when no dialog matches (§12.2.2)."""
+        leg = self.find(txn.request)
+        if leg is None:
+            txn.respond(txn.request.make_response(481))
+            return False
+        leg.in_dialog_request(txn)
+        return True
+
+    def ack_received(self, request: Request, source) -> None:
+        leg = self.find(request)
+        if isinstance(leg, InboundLeg):
+            leg.ack_received(request)
+
+    def offer(self, txn, **kw) -> InboundLeg:
+        return InboundLeg(self, txn, **kw)
+
+    def call(self, *, target: SipURI, dest: Address, account: str, line: int | None,
+             from_: NameAddr, local_sdp: bytes, extra_headers=(),
+             credentials: tuple[str, str] | None = None) -> OutboundLeg:
+        """Send an INVITE (gateway-originated call); returns the leg at once."""
+        req = Request("INVITE", target)
+        h = req.headers
+        h.add("Max-Forwards", "70")
+        h.add("From", str(from_.with_tag(self.transactions.new_tag())))
+        h.add("To", str(NameAddr(uri=target)))
+        h.add("Call-ID", f"{os.urandom(10).hex()}@{dest.host}")
+        h.add("CSeq", "1 INVITE")
+        h.add("Contact", self.contact(account))
+        h.add("Allow", self.ALLOW)
+        for name, value in extra_headers:
+            h.add(name, value)
+        if local_sdp:
+            h.add("Content-Type", SDP)
+            req.body = local_sdp
+        leg = OutboundLeg(self, request=req, dest=dest, account=account, line=line,
+                          credentials=credentials)
+        leg.start()
+        return leg
+
+    def stop(self) -> None:
+        """Hang up every leg (shutdown)."""
+        for leg in list(self.legs.values()):
+            leg.hangup()
+        self.legs.clear()
+
+
+def caller_id_headers(mode: str, caller: str, display: str, account_user: str,
+                      domain: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """(From user, From display, extra headers) for F-461 caller-ID pass-through.
+
+    off: From = the account; rpid: Remote-Party-ID (draft-ietf-sip-privacy-04, as
+    the manual's "use Remote Party ID"); from: From user = caller ID (manual "use
+    CID as SIP caller number"); pai: P-Asserted-Identity (RFC 3325).
+    """
+    if mode not in CALLER_ID_MODES:
+        raise ValueError(f"unknown caller ID mode {mode!r}")
+    if not caller or mode == "off":
+        return account_user, "", []
+    if mode == "from":
+        return caller, display or caller, []
+    ident = f"<sip:{caller}@{domain}>"
+    if display:
+        ident = f'"{display}" {ident}'
+    if mode == "rpid":
+        return account_user, "", [("Remote-Party-ID",
+                                   f"{ident};party=calling;screen=yes;privacy=off")]
+    return account_user, "", [("P-Asserted-Identity", ident)]

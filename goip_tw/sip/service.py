@@ -1,0 +1,459 @@
+"""The SIP subsystem as a twistd service: ``build_service(gateway)`` -> ``SipService``.
+
+Glue only: transports (``transport``), transactions (``transaction``), the
+registration clients (``registration``, F-410..F-414), the embedded proxy
+(``registrar``, F-415), the admission gate (``admission``, F-425), prefix routing
+(``routing``, F-411/F-412) and call legs (``ua``).  Request dispatch:
+
+- OPTIONS: 200 with Allow (keep-alives and monitoring; reveals nothing).
+- REGISTER: the embedded registrar when enabled, else 405 (same for every user).
+- INVITE/MESSAGE outside a dialog: from a registered softphone -> 407 with the
+  proxy password; otherwise the admission gate (accept / 401 / 403).  An admitted
+  INVITE whose caller/callee matches no prefix is answered 603 (F-412); else the
+  call handler gets an ``InboundLeg``.  An admitted MESSAGE goes to the message
+  handler as an ``InboundMessage``.
+- Requests with a To tag (BYE, INFO, re-INVITE) go to their dialog, or 481.
+
+The public API for other subsystems is documented in ``goip_tw.sip.ua``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from goip_tw.config.sections.sip import SipConfig
+from goip_tw.config.sections.voip import VoipConfig
+from goip_tw.sip import ua as ua_mod
+from goip_tw.sip.admission import AddressSet, Admission
+from goip_tw.sip.message import NameAddr, Request, SipParseError, SipURI
+from goip_tw.sip.registrar import Registrar
+from goip_tw.sip.registration import (Registration, RegistrationState, _host_port,
+                                      registrations_for)
+from goip_tw.sip.routing import PrefixRouter, Route
+from goip_tw.sip.transaction import Timers, TransactionLayer
+from goip_tw.sip.transport import Address, TransportLayer
+
+log = Logger(namespace="goip.sip.service")
+
+MAX_MESSAGE_BODY = 4096
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+class SipService(service.Service):
+    """One SIP stack for the whole gateway."""
+
+    name = "sip"
+
+    def __init__(self, reactor, sip_config: SipConfig, voip_config: VoipConfig,
+                 line_count: int = 1, *, events=None, auth=None, tls_options=None):
+        self.reactor = reactor
+        self.sip_config = sip_config
+        self.voip = voip_config
+        self.line_count = line_count
+        self.events = events
+        self.auth = auth if auth is not None else default_auth(reactor, voip_config)
+        self.transport = TransportLayer(reactor, sip_config, tls_options)
+        self.transactions = TransactionLayer(self.transport, reactor,
+                                             Timers.from_config(sip_config))
+        self.transactions.request_received = self._request_received
+        self.transactions.ack_received = self._ack_received
+        self.ua = ua_mod.UaCore(self.transactions, self.transport, reactor,
+                                self._contact_for, authorize=self.auth.authorize)
+        self.router = PrefixRouter.from_config(voip_config, line_count)
+        self.plans = registrations_for(voip_config, line_count)
+        self.registrations: dict[str, Registration] = {}
+        self.registrar = None
+        if voip_config.proxy_enabled:
+            self.registrar = Registrar(
+                reactor, self.auth.proxy_verifier(voip_config.proxy_password),
+                self.auth.challenge, max_expires=voip_config.proxy_max_expires,
+                new_tag=self.transactions.new_tag)
+        self.admission = Admission(voip_config.outgoing_auth, self._trusted(),
+                                   self.auth.account_verifier(self._account_passwords()))
+        self._call_handler = None
+        self._message_handler = None
+        self._line_network: dict[int, bool] = {}
+
+    # -- wiring for other subsystems -------------------------------------
+
+    def set_call_handler(self, handler) -> None:
+        """``handler.incoming_call(leg: ua.InboundLeg)`` for admitted INVITEs."""
+        self._call_handler = handler
+
+    def set_message_handler(self, handler) -> None:
+        """``handler.message_received(msg: ua.InboundMessage) -> int | Deferred[int]``."""
+        self._message_handler = handler
+
+    # -- life cycle ------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        self.transport.start()
+        host, port = self.transport.sent_by("udp")
+        for plan in self.plans:
+            reg = Registration(
+                plan.key, plan.account, clock=self.reactor, send=self._send_to_server,
+                authorize=self.auth.authorize, contact_host=host, contact_port=port,
+                retry=self.voip.register_retry, failover_after=self.voip.failover_after,
+                probe=self.voip.primary_probe, user_agent=self.sip_config.user_agent,
+                on_change=self._registration_changed)
+            self.registrations[plan.key] = reg
+            if not self._plan_line_up(plan):
+                reg._enabled = False
+            reg.start()
+        log.info("SIP listening on {ports}; mode {mode}; {n} registration(s)",
+                 ports=self.transport.ports, mode=self.voip.mode, n=len(self.plans))
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        self.ua.stop()
+        yield defer.DeferredList([reg.stop() for reg in self.registrations.values()])
+        self.transactions.stop()
+        yield self.transport.stop()
+
+    @property
+    def port(self) -> int:
+        return self.transport.ports.get("udp") or self.transport.ports.get("tcp")
+
+    # -- registrations (F-304 VOIP column) ---------------------------------
+
+    def _plan_line_up(self, plan) -> bool:
+        if self.voip.mode in ("single", "trunk"):
+            return True
+        return any(self._line_network.get(n, True) for n in plan.lines)
+
+    def set_line_network(self, line: int, registered: bool) -> None:
+        """The line's SIM (un)registered on the mobile network: VoIP follows (F-304)."""
+        self._line_network[line] = registered
+        for plan in self.plans:
+            if line in plan.lines and plan.key in self.registrations:
+                reg = self.registrations[plan.key]
+                if self._plan_line_up(plan):
+                    reg.enable()
+                else:
+                    reg.disable()
+
+    def line_voip_registered(self, line: int) -> bool:
+        """F-304 VOIP Y/N for ``line`` (N while the line's SIM is unregistered)."""
+        if not self._line_network.get(line, True):
+            return False
+        for plan in self.plans:
+            if line in plan.lines:
+                reg = self.registrations.get(plan.key)
+                return bool(reg and reg.registered)
+        return False
+
+    def _registration_changed(self, state: RegistrationState) -> None:
+        if self.events is not None:
+            self.events.publish("sip.registration", key=state.key, state=state.state,
+                                server=state.server, registered=state.registered,
+                                reason=state.reason)
+
+    def _send_to_server(self, request: Request, server: str):
+        host, port = _host_port(server)
+        if _is_ip(host):
+            return self.transactions.send_request(request, Address("udp", host, port))
+        d = self.reactor.resolve(host)
+        d.addCallback(lambda ip: self.transactions.send_request(
+            request, Address("udp", ip, port)))
+        return d
+
+    # -- addresses and accounts -------------------------------------------
+
+    def _accounts(self):
+        for plan in self.plans:
+            yield plan.key, plan.account
+        if self.voip.mode == "trunk" and not self.plans:
+            yield "trunk", self.voip.account
+
+    def _account_passwords(self) -> dict[str, str]:
+        return {acct.auth_id: acct.password for _, acct in self._accounts()
+                if acct.auth_id and acct.password}
+
+    def _trusted(self) -> AddressSet:
+        """F-425 'address': every configured server, trunk gateways 1-3 (F-414)."""
+        hosts = []
+        for _, acct in self._accounts():
+            for value in (acct.registrar, acct.proxy, acct.backup_registrar,
+                          acct.outbound_proxy):
+                if value:
+                    hosts.append(_host_port(value)[0])
+        if self.voip.trunk_gateway1:
+            hosts.append(_host_port(self.voip.trunk_gateway1)[0])
+        return AddressSet.parse(self.voip.trunk_gateway2, self.voip.trunk_gateway3
+                                ).with_hosts(hosts)
+
+    def _contact_for(self, account: str) -> str:
+        host, port = self.transport.sent_by("udp")
+        user = "gw"
+        reg = self.registrations.get(account)
+        if reg is not None and reg.user:
+            user = reg.user
+        elif self.voip.account.user:
+            user = self.voip.account.user
+        return f"<sip:{user}@{host}:{port}>"
+
+    def _account_for_user(self, user: str) -> tuple[str, tuple[int, ...]] | None:
+        for plan in self.plans:
+            if user and user in (plan.account.user, plan.account.auth_id):
+                return plan.key, plan.lines
+        return None
+
+    # -- incoming requests ---------------------------------------------------
+
+    def _request_received(self, txn) -> None:
+        req: Request = txn.request
+        try:
+            if req.to.tag:
+                self.ua.in_dialog(txn)
+                return
+            method = req.method
+            if method == "OPTIONS":
+                resp = req.make_response(200, to_tag=self.transactions.new_tag())
+                resp.headers.add("Allow", self.ua.ALLOW)
+                resp.headers.add("Accept", "application/sdp, text/plain")
+                resp.headers.add("Server", self.sip_config.user_agent)
+                txn.respond(resp)
+            elif method == "REGISTER":
+                if self.registrar is not None:
+                    self.registrar.handle_register(txn)
+                else:
+                    self._reply(txn, 405)
+            elif method in ("INVITE", "MESSAGE"):
+                self._admit(txn)
+            elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+                self._reply(txn, 481)
+            else:
+                self._reply(txn, 405)
+        except SipParseError as e:
+            log.info("bad {method} from {source}: {field}: {detail}", method=req.method,
+                     source=str(txn.source), field=e.field, detail=e.detail)
+            self._reply(txn, 400, f"Bad Request ({e.field})")
+
+    def _reply(self, txn, status: int, reason: str | None = None):
+        resp = txn.request.make_response(status, reason, to_tag=self.transactions.new_tag())
+        if status == 405:
+            resp.headers.add("Allow", self.ua.ALLOW)
+        txn.respond(resp)
+
+    def _admit(self, txn) -> None:
+        req: Request = txn.request
+        src = txn.source
+        if self.registrar is not None and self.registrar.is_client(src.host, src.port):
+            outcome, user = self.auth.proxy_verifier(self.voip.proxy_password).verify(
+                req, (src.host, src.port))
+            if outcome in ("missing", "bad"):
+                txn.respond(self.auth.challenge(req, True))
+                return
+            if outcome != "ok":
+                self._reply(txn, 403)
+                return
+            identity, account = f"user:{user}", f"proxy:{user}"
+        else:
+            verdict = self.admission.check(req, (src.host, src.port))
+            if verdict.action == "challenge":
+                txn.respond(self.auth.challenge(req, False))
+                return
+            if not verdict.accepted:
+                self._reply(txn, verdict.code or 403)
+                return
+            identity, account = verdict.identity, ""
+        if req.method == "MESSAGE":
+            self._message(txn, identity, account)
+        else:
+            self._invite(txn, identity, account)
+
+    def _invite(self, txn, identity: str, account: str) -> None:
+        req: Request = txn.request
+        caller = req.from_.uri.user or ""
+        callee = req.uri.user or ""
+        own = self._account_for_user(callee)
+        if self.registrar is not None and self.registrar.is_user(callee):
+            log.info("proxy: refusing client-to-client call {caller} -> {callee}",
+                     caller=caller, callee=callee)
+            self._reply(txn, 403)
+            return
+        if own is not None:
+            key, lines = own
+            route = Route(lines=lines, number="", prefix="", entries=(key,))
+            account = account or key
+        else:
+            route = self.router.route(caller, callee)
+            if route is None:
+                log.info("INVITE {caller} -> {callee}: no line prefix matches (603)",
+                         caller=caller, callee=callee)
+                self._reply(txn, 603)
+                return
+            account = account or (self.plans[0].key if self.plans else "main")
+        if self._call_handler is None:
+            self._reply(txn, 480, "No call handler")
+            return
+        leg = self.ua.offer(txn, account=account, identity=identity, route=route,
+                            own_number=own is not None)
+        try:
+            self._call_handler.incoming_call(leg)
+        except Exception:
+            log.failure("call handler failed on INVITE {call_id}", call_id=req.call_id)
+            leg.reject(500)
+
+    def _message(self, txn, identity: str, account: str) -> None:
+        req: Request = txn.request
+        if self._message_handler is None or len(req.body) > MAX_MESSAGE_BODY:
+            self._reply(txn, 480 if self._message_handler is None else 413)
+            return
+        msg = ua_mod.InboundMessage(
+            sender=req.from_.uri.user or "", recipient=req.uri.user or "", body=req.body,
+            content_type=req.headers.get("content-type") or "text/plain",
+            call_id=req.call_id or "", identity=identity, account=account,
+            source=(txn.source.host, txn.source.port))
+        d = defer.maybeDeferred(self._message_handler.message_received, msg)
+
+        def done(code):
+            code = code if isinstance(code, int) and 200 <= code <= 699 else 500
+            self._reply(txn, code)
+
+        def failed(f):
+            log.failure("message handler failed", f)
+            self._reply(txn, 500)
+
+        d.addCallbacks(done, failed)
+
+    def _ack_received(self, request: Request, source) -> None:
+        self.ua.ack_received(request, source)
+
+    # -- outgoing ------------------------------------------------------------
+
+    def _target(self, target: str, account_key: str):
+        """(request URI, destination Address, account) for a target string."""
+        acct = self._account(account_key)
+        text = target.strip()
+        if text.startswith(("sip:", "sips:")):
+            uri = SipURI.parse(text)
+        elif "@" in text:
+            uri = SipURI.parse("sip:" + text)
+        else:
+            binding = self.registrar.lookup(text) if self.registrar is not None else None
+            if binding is not None:
+                return binding.contact, binding.source, acct
+            server = (self.voip.trunk_gateway1 if self.voip.mode == "trunk"
+                      else acct.proxy or acct.registrar)
+            if not server:
+                raise ValueError(f"no server to send {text!r} to")
+            host, port = _host_port(server)
+            uri = SipURI.parse(f"sip:{text}@{host}" + (f":{port}" if port != 5060 else ""))
+        dest = ua_mod.uri_address(uri)
+        if acct.outbound_proxy:
+            ohost, oport = _host_port(acct.outbound_proxy)
+            dest = Address("udp", ohost, oport)
+        return uri, dest, acct
+
+    def _account(self, key: str):
+        for plan in self.plans:
+            if plan.key == key:
+                return plan.account
+        return self.voip.account
+
+    def account_for_line(self, line: int | None) -> str:
+        for plan in self.plans:
+            if line is None or line in plan.lines:
+                return plan.key
+        return "main"
+
+    def place_call(self, target: str, *, caller: str = "", caller_display: str = "",
+                   line: int | None = None, local_sdp: bytes = b"",
+                   caller_id_mode: str = "from") -> ua_mod.OutboundLeg:
+        """GSM -> VoIP: INVITE ``target`` (see ``goip_tw.sip.ua``)."""
+        key = self.account_for_line(line)
+        uri, dest, acct = self._target(target, key)
+        domain = acct.home_domain or (_host_port(acct.registrar)[0] if acct.registrar
+                                      else self.transport.sent_by("udp")[0])
+        user, display, extra = ua_mod.caller_id_headers(
+            caller_id_mode, caller, caller_display, acct.user or "gw", domain)
+        from_ = NameAddr(uri=SipURI(host=domain, user=user), display=display or None)
+        if acct.outbound_proxy:
+            ohost, oport = _host_port(acct.outbound_proxy)
+            extra = [("Route", f"<sip:{ohost}:{oport};lr>")] + list(extra)
+        creds = (acct.auth_id, acct.password) if acct.auth_id and acct.password else None
+        return self.ua.call(target=uri, dest=dest, account=key, line=line, from_=from_,
+                            local_sdp=local_sdp, extra_headers=extra, credentials=creds)
+
+    def send_message(self, target: str, body: bytes, *, from_user: str | None = None,
+                     content_type: str = "text/plain;charset=UTF-8",
+                     line: int | None = None) -> defer.Deferred:
+        """SIP MESSAGE (F-496); Deferred[int] with the final status code."""
+        key = self.account_for_line(line)
+        try:
+            uri, dest, acct = self._target(target, key)
+        except (ValueError, SipParseError) as e:
+            return defer.fail(e)
+        domain = acct.home_domain or (_host_port(acct.registrar)[0] if acct.registrar
+                                      else self.transport.sent_by("udp")[0])
+        req = Request("MESSAGE", uri)
+        h = req.headers
+        h.add("Max-Forwards", "70")
+        h.add("From", str(NameAddr(uri=SipURI(host=domain, user=from_user or acct.user or "gw"))
+                          .with_tag(self.transactions.new_tag())))
+        h.add("To", str(NameAddr(uri=uri)))
+        h.add("Call-ID", f"{self.transactions.new_branch()[7:]}@{dest.host}")
+        h.add("CSeq", "1 MESSAGE")
+        if acct.outbound_proxy:
+            ohost, oport = _host_port(acct.outbound_proxy)
+            h.add("Route", f"<sip:{ohost}:{oport};lr>")
+        h.add("Content-Type", content_type)
+        req.body = body
+        d = self.transactions.send_request(req, dest)
+
+        def answered(resp):
+            if resp.status in (401, 407) and acct.auth_id and acct.password:
+                retry = self.ua.authorized_retry(req, resp, acct.auth_id, acct.password)
+                if retry is not None:
+                    return self.transactions.send_request(retry, dest).addCallback(
+                        lambda r: r.status)
+            return resp.status
+
+        return d.addCallback(answered)
+
+    def health_state(self) -> str:
+        regs = self.registrations.values()
+        if not regs:
+            return "running"
+        up = sum(1 for r in regs if r.registered)
+        return f"{up}/{len(regs)} registered"
+
+
+def default_auth(reactor, voip: VoipConfig):
+    """The digest machinery (``goip_tw.sip.auth``) behind our small contract."""
+    from goip_tw.sip.admission import digest_auth
+
+    return digest_auth(reactor, voip)
+
+
+def _line_count(gateway) -> int:
+    modems = gateway.subsystem("modems")
+    for attr in ("line_count", "count"):
+        value = getattr(modems, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    lines = getattr(modems, "lines", None)
+    if lines:
+        return len(lines)
+    return 4
+
+
+def build_service(gateway) -> SipService:
+    """Factory for ``goip_tw.gateway`` (SUBSYSTEMS entry ``("sip", "goip_tw.sip.service")``)."""
+    cfg = gateway.config
+    return SipService(gateway.reactor, cfg.sip, cfg.voip, _line_count(gateway),
+                      events=gateway.events)
