@@ -1,0 +1,197 @@
+"""IMobileLines on top of ``goip_tw.modem.api.Modem`` objects (one per line).
+
+The modem API reports calls as events built from AT+CLCC (IncomingCall,
+CallStateChanged, CallEnded, DtmfReceived); this adapter turns them into the
+per-call listener calls the controller expects, and maps AT+CHLD (3GPP TS 27.007
+§7.13 / TS 22.030 §6.5.5: 0 release held or reject waiting, 1 release active and
+accept the other, 2 hold active and accept the other) onto the modem's methods.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from goip_tw.calls.interfaces import IMobileCall, IMobileLines, LineStatus
+
+log = Logger()
+
+
+def _logged(d, what, line):
+    def failed(f):
+        log.warn("line {line}: {what} failed: {error}", line=line, what=what,
+                 error=f.getErrorMessage())
+    if d is not None and hasattr(d, "addErrback"):
+        d.addErrback(failed)
+    return d
+
+
+@implementer(IMobileCall)
+class ModemCall:
+    def __init__(self, lines, line, info=None):
+        self.lines = lines
+        self.line = line
+        self.info = info
+        self.listener = None
+        self.connected = False
+        self.ended = False
+
+    @property
+    def modem(self):
+        return self.lines.modems[self.line]
+
+    @property
+    def id(self):
+        return self.info.id if self.info is not None and self.info.id else None
+
+    def set_listener(self, listener):
+        self.listener = listener
+
+    def answer(self):
+        _logged(self.modem.answer(), "answer", self.line)
+
+    def hangup(self):
+        if self.ended or self.line not in self.lines.modems:
+            return
+        _logged(self.modem.hangup(self.id), "hangup", self.line)
+
+    def send_dtmf(self, digits, duration_ms):
+        _logged(self.modem.send_dtmf(digits, duration_ms), "DTMF", self.line)
+
+    def __repr__(self):
+        return f"<ModemCall line={self.line} id={self.id}>"
+
+
+@implementer(IMobileLines)
+class ModemLines:
+    """Lines backed by Modem objects; lines may be added and removed at run time
+    (F-103 hot plug: a removed line ends its calls through the modem's CallEnded)."""
+
+    def __init__(self, clock, status_extra=None):
+        """``status_extra(line)`` may return a dict of LineStatus fields the SIM layer
+        knows (enabled, slot, within_limits, talk_seconds)."""
+        self.clock = clock
+        self.modems: dict = {}
+        self.controller = None
+        self.status_extra = status_extra
+        self._calls: dict[int, list[ModemCall]] = {}
+        self._observers = {}
+
+    def add_line(self, line: int, modem) -> None:
+        self.remove_line(line)
+        self.modems[line] = modem
+        self._calls[line] = []
+
+        def observer(event, line=line):
+            self._event(line, event)
+        self._observers[line] = observer
+        modem.add_observer(observer)
+
+    def remove_line(self, line: int) -> None:
+        modem = self.modems.pop(line, None)
+        observer = self._observers.pop(line, None)
+        if modem is not None and observer is not None:
+            modem.remove_observer(observer)
+        for mcall in self._calls.pop(line, []):
+            self._ended(mcall, None, "line removed")
+
+    # -- IMobileLines ------------------------------------------------------------------
+
+    def line_numbers(self):
+        return sorted(self.modems)
+
+    def status(self, line):
+        modem = self.modems.get(line)
+        if modem is None:
+            return LineStatus(line, enabled=False, registered=False)
+        reg = getattr(modem, "last_registration", None)
+        sim = getattr(modem, "sim", None)
+        fields = dict(registered=bool(reg is not None and reg.registered),
+                      iccid=getattr(sim, "iccid", None))
+        if self.status_extra is not None:
+            fields.update(self.status_extra(line) or {})
+        return LineStatus(line, **fields)
+
+    def dial(self, line, number, listener):
+        mcall = ModemCall(self, line)
+        mcall.set_listener(listener)
+        self._calls.setdefault(line, []).append(mcall)
+        d = self.modems[line].dial(number)
+
+        def dialled(info):
+            if mcall.info is None and info is not None and info.id:
+                mcall.info = info
+
+        def failed(f):
+            text = f.getErrorMessage()
+            log.info("line {line}: dialling {number} failed: {error}", line=line,
+                     number=number, error=text)
+            # Never re-enter the controller from inside dial(): report on the next turn.
+            self.clock.callLater(0, self._ended, mcall, None, text)
+        d.addCallbacks(dialled, failed)
+        return mcall
+
+    def chld(self, line, n):
+        modem = self.modems.get(line)
+        if modem is None:
+            return None
+        method = {"0": modem.release_held, "1": modem.release_active_and_accept,
+                  "2": modem.hold_and_accept}[n]
+        return _logged(method(), f"AT+CHLD={n}", line)
+
+    # -- modem events ------------------------------------------------------------------
+
+    def _find(self, line, info):
+        calls = self._calls.get(line, [])
+        for mcall in calls:
+            if mcall.info is not None and mcall.info.id == info.id and info.id:
+                return mcall
+        if info.direction == "out":
+            for mcall in calls:
+                if mcall.info is None and not mcall.ended:
+                    mcall.info = info
+                    return mcall
+        return None
+
+    def _event(self, line, event):
+        from goip_tw.modem import model
+
+        if isinstance(event, model.IncomingCall):
+            mcall = ModemCall(self, line, event.call)
+            self._calls.setdefault(line, []).append(mcall)
+            if self.controller is None:
+                mcall.hangup()
+            elif event.waiting:
+                self.controller.mobile_waiting(line, mcall, event.call.number or "")
+            else:
+                self.controller.mobile_incoming(line, mcall, event.call.number or "")
+        elif isinstance(event, model.CallStateChanged):
+            mcall = self._find(line, event.call)
+            if mcall is None or mcall.listener is None:
+                return
+            mcall.info = event.call
+            if event.call.state == "alerting":
+                mcall.listener.mobile_alerting(mcall)
+            elif (event.call.state == "active" and event.call.direction == "out"
+                  and not mcall.connected):
+                mcall.connected = True
+                mcall.listener.mobile_connected(mcall)
+        elif isinstance(event, model.CallEnded):
+            mcall = self._find(line, event.call)
+            if mcall is not None:
+                self._ended(mcall, event.cause, event.text)
+        elif isinstance(event, model.DtmfReceived):
+            for mcall in self._calls.get(line, []):
+                if mcall.listener is not None and not mcall.ended:
+                    mcall.listener.mobile_dtmf(mcall, event.digit)
+                    break
+
+    def _ended(self, mcall, cause, text):
+        if mcall.ended:
+            return
+        mcall.ended = True
+        calls = self._calls.get(mcall.line, [])
+        if mcall in calls:
+            calls.remove(mcall)
+        if mcall.listener is not None:
+            mcall.listener.mobile_ended(mcall, cause, text)

@@ -1,0 +1,178 @@
+"""The controller driving real Modem objects over the simulator's ptys (F-106).
+
+Every AT command crosses a real pseudo-terminal; the simulated network's remote
+phones answer, are busy, reject or are unreachable.  SIP and media are the
+recording fakes, so the assertions are on what the mobile side did.
+"""
+
+import pytest
+from twisted.internet.serialport import SerialPort
+from twisted.internet.testing import MemoryReactorClock
+
+from goip_tw.calls.controller import CallController
+from goip_tw.calls.interfaces import SipOffer
+from goip_tw.calls.linestate import LineStates
+from goip_tw.calls.modemside import ModemLines
+from goip_tw.config.sections.calls import CallsConfig, LineCalls
+from goip_tw.events import EventBus
+from goip_tw.modem.api import Modem
+from goip_tw.modem.at import AtEngine
+from goip_tw.simulator import Network
+
+from .fakes import FakeCdrs, FakeLeg, FakeMedia, FakeSip
+
+ECHO = "+12125550190"
+
+
+def pump(reactor, rounds=5):
+    for _ in range(rounds):
+        for reader in list(reactor.readers):
+            if reader.fileno() >= 0:
+                reader.doRead()
+        for writer in list(reactor.writers):
+            if writer.fileno() >= 0:
+                writer.doWrite()
+
+
+class SimRig:
+    def __init__(self, modules=2, lines=()):
+        self.reactor = r = MemoryReactorClock()
+        self.network = Network(r, reg_delay=1.0, boot_delay=0.1)
+        for _ in range(modules):
+            self.network.add_module("quectel", 1)
+        self.network.start()
+        self.settle(1)
+        self.log = []
+        self.config = CallsConfig(lines=tuple(LineCalls(**kw) for kw in lines))
+        self.lines = ModemLines(r)
+        self.ports = []
+        self.modems = []
+        for n, module in enumerate(self.network.modules, 1):
+            engine = AtEngine(r, name=f"line{n}")
+            self.ports.append(SerialPort(engine, module.at_path, r, baudrate=115200))
+            modem = Modem(engine, r, name=f"line{n}")
+            self.modems.append(modem)
+            self.wait(modem.initialise())
+            self.wait(modem.read_sim_identity())
+            self.wait(modem.registration())
+            self.lines.add_line(n, modem)
+        self.sip = FakeSip(self.log)
+        self.media = FakeMedia(self.log)
+        self.cdrs = FakeCdrs()
+        self.ctl = CallController(
+            clock=r, sip=self.sip, lines=self.lines, media=self.media,
+            line_states=LineStates(EventBus(), r), calls_config=lambda: self.config,
+            cdrs=self.cdrs)
+        self.lines.controller = self.ctl
+
+    def settle(self, seconds=1.0, step=0.1):
+        for _ in range(int(round(seconds / step))):
+            self.reactor.advance(step)
+            pump(self.reactor)
+
+    def wait(self, d, seconds=5.0):
+        out = []
+        d.addBoth(out.append)
+        for _ in range(int(seconds / 0.1)):
+            if out:
+                break
+            self.settle(0.1)
+        assert out, "no answer from the simulated module"
+        if hasattr(out[0], "raiseException"):
+            out[0].raiseException()
+        return out[0]
+
+    def offer(self, callee):
+        leg = FakeLeg(self.log)
+        self.ctl.offer(leg, SipOffer("101", callee, leg.call_id))
+        return leg
+
+    def close(self):
+        for call in list(self.ctl.calls):
+            call.end("gateway")
+        self.settle(1)
+        for modem in self.modems:
+            modem.stop()
+        for port in self.ports:
+            port.loseConnection()
+        self.network.stop()
+        pump(self.reactor)
+        self.settle(0.5)
+        for modem in self.modems:
+            modem.stop()
+
+
+@pytest.fixture
+def simrig():
+    made = []
+
+    def make(**kw):
+        rig = SimRig(**kw)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()
+
+
+def sip_events(log):
+    return [e for e in log if e[0] == "sip"]
+
+
+def test_outgoing_answered_then_sip_bye(simrig):
+    rig = simrig()
+    rig.network.add_remote_phone(ECHO, answer_after=2.0, audio="echo")
+    leg = rig.offer(ECHO)
+    rig.settle(5)
+    assert sip_events(rig.log) == [("sip", "180"), ("sip", "183"), ("sip", "200")]
+    assert rig.network.active_calls()
+    leg.listener.leg_ended(leg, None, "BYE")
+    rig.settle(2)
+    assert not rig.network.active_calls()
+    (cdr,) = rig.cdrs.records
+    assert cdr.answered and cdr.iccid == "8900100000000000011" and cdr.line == 1
+
+
+def test_outgoing_remote_hangs_up(simrig):
+    rig = simrig()
+    rig.network.add_remote_phone(ECHO, answer_after=1.0, hangup_after=3.0)
+    rig.offer(ECHO)
+    rig.settle(8)
+    assert sip_events(rig.log) == [("sip", "180"), ("sip", "183"), ("sip", "200"),
+                                   ("sip", "bye")]
+    assert rig.cdrs.records[0].end_side == "mobile"
+
+
+@pytest.mark.parametrize("behaviour,code", [
+    ({"busy": True}, 486), ({"reject": True}, 603), ({"unreachable": True}, 480),
+    ({"answer_after": None}, 408),
+])
+def test_remote_phone_failures_map_to_sip(simrig, behaviour, code):
+    """F-432 cause map with the simulator's TS 24.008 causes; no answer -> 408 (F-431)."""
+    rig = simrig()
+    rig.config = CallsConfig(no_answer_timeout=10)
+    rig.network.add_remote_phone("+12125550177", **behaviour)
+    rig.offer("+12125550177")
+    rig.settle(12)
+    assert sip_events(rig.log)[-1] == ("sip", code)
+    assert rig.cdrs.records[0].sip_code == code
+    assert not rig.network.active_calls()
+
+
+def test_incoming_forwarded_and_answered(simrig):
+    rig = simrig(lines=[{"incoming_forward": "101", "cid_mode": "rpid"}])
+    phone = rig.network.add_remote_phone("+12125550155")
+    sim_number = rig.modems[0].sim.own_number
+    phone.dial(sim_number)
+    rig.settle(2)
+    assert ("sip", "invite", "101", "+12125550155", "rpid") in rig.log
+    leg = rig.sip.legs[0]
+    leg.listener.leg_answered(leg)
+    rig.settle(2)
+    call = rig.network.active_calls()[0]
+    assert call.state == "active"
+    phone.hangup()
+    rig.settle(2)
+    assert rig.log[-1] == ("sip", "bye")
+    assert rig.cdrs.records[0].direction == "in"
