@@ -41,13 +41,17 @@ MODES = ("none", "address", "password", "both", "address_or_password")
 
 @attrs.frozen
 class _Pattern:
-    """One list item: IPv4 with ``X`` octets, an IP network, or a host name."""
+    """One list item: IPv4 with ``X`` octets, an IP network, or a host name,
+    optionally with a port (then only that source port matches)."""
 
     octets: tuple[str, ...] | None = None
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     name: str | None = None
+    port: int | None = None
 
-    def matches(self, host: str) -> bool:
+    def matches(self, host: str, port: int | None = None) -> bool:
+        if self.port is not None and port is not None and port != self.port:
+            return False
         if self.octets is not None:
             parts = host.split(".")
             return len(parts) == 4 and all(
@@ -60,32 +64,36 @@ class _Pattern:
         return self.name == host.lower()
 
 
-def _strip_port(item: str) -> str:
+def _split_port(item: str) -> tuple[str, int | None]:
     if item.startswith("["):
-        return item[1:item.index("]")] if "]" in item else item
+        host, _, rest = item[1:].partition("]")
+        return host, int(rest[1:]) if rest[1:].isdigit() else None
     if item.count(":") == 1:
-        return item.split(":", 1)[0]
-    return item
+        host, _, port = item.partition(":")
+        return host, int(port) if port.isdigit() else None
+    return item, None
 
 
 def _pattern(item: str) -> _Pattern:
-    host = _strip_port(item.strip())
+    host, port = _split_port(item.strip())
     parts = host.split(".")
     if len(parts) == 4 and any(p in ("X", "x") for p in parts):
         octets = tuple("X" if p in ("X", "x") else str(int(p)) for p in parts)
-        return _Pattern(octets=octets)
+        return _Pattern(octets=octets, port=port)
     try:
-        return _Pattern(network=ipaddress.ip_network(host, strict=False))
+        return _Pattern(network=ipaddress.ip_network(host, strict=False), port=port)
     except ValueError:
-        return _Pattern(name=host.lower())
+        return _Pattern(name=host.lower(), port=port)
 
 
 @attrs.frozen
 class AddressSet:
     """Addresses calls are accepted from (F-414: ``192.168.1.X``, X = 0-255).
 
-    Ports are ignored: a server may send from any port.  Host names match
-    literally; the service adds their resolved addresses with ``with_hosts``.
+    An item without a port matches any source port; ``host:port`` (ours) matches
+    only that port, so a registrar configured as ``10.0.0.1:5070`` is trusted
+    only as that socket.  Host names match literally; the service adds their
+    resolved addresses with ``with_hosts``.
     """
 
     patterns: tuple[_Pattern, ...] = ()
@@ -98,8 +106,8 @@ class AddressSet:
     def with_hosts(self, hosts: Iterable[str]) -> "AddressSet":
         return AddressSet(self.patterns + tuple(_pattern(h) for h in hosts if h))
 
-    def contains(self, host: str) -> bool:
-        return any(p.matches(host) for p in self.patterns)
+    def contains(self, host: str, port: int | None = None) -> bool:
+        return any(p.matches(host, port) for p in self.patterns)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -154,7 +162,7 @@ class Admission:
 
     def check(self, request: Request, source: tuple[str, int]) -> Verdict:
         host = source[0]
-        known = self.trusted.contains(host)
+        known = self.trusted.contains(host, source[1])
         if self.mode == "none":
             return Verdict("accept", identity=f"address:{host}", reason="auth off")
         if self.mode == "address":

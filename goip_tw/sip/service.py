@@ -189,9 +189,9 @@ class SipService(service.Service):
             for value in (acct.registrar, acct.proxy, acct.backup_registrar,
                           acct.outbound_proxy):
                 if value:
-                    hosts.append(_host_port(value)[0])
+                    hosts.append(value.strip())
         if self.voip.trunk_gateway1:
-            hosts.append(_host_port(self.voip.trunk_gateway1)[0])
+            hosts.append(self.voip.trunk_gateway1.strip())
         return AddressSet.parse(self.voip.trunk_gateway2, self.voip.trunk_gateway3
                                 ).with_hosts(hosts)
 

@@ -87,3 +87,13 @@ def test_fresh_install_accepts_nobody():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError):
         Admission("open", AddressSet())
+
+
+def test_port_in_an_item_pins_the_source_port():
+    s = AddressSet.parse("127.0.0.1:5070,10.0.0.X")
+    assert s.contains("127.0.0.1", 5070)
+    assert not s.contains("127.0.0.1", 5071)
+    assert s.contains("10.0.0.9", 40000)
+    gate = Admission("address", s)
+    assert gate.check(invite(), ("127.0.0.1", 5070)).accepted
+    assert gate.check(invite(), ("127.0.0.1", 5999)).action == "reject"
