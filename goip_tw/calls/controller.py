@@ -213,8 +213,14 @@ class CallController:
 
     def _originate(self, call, target):
         cfg = call.config
-        call.leg = self.sip.originate(target, call.caller_after or None, cfg.cid_mode,
-                                      call.line, call)
+        try:
+            call.leg = self.sip.originate(target, call.caller_after or None, cfg.cid_mode,
+                                          call.line, call)
+        except Exception as e:
+            log.error("line {line}: cannot call {target}: {error}", line=call.line,
+                      target=target, error=str(e))
+            call.end("gateway", sip_code=None, sip_reason=f"bad target {target!r}")
+            return
         call.goto(states.InForwarding())
 
     def mobile_waiting(self, line, mcall, caller):

@@ -38,7 +38,7 @@ class ModemCall:
 
     @property
     def modem(self):
-        return self.lines.modems[self.line]
+        return self.lines.modem_of(self.line)
 
     @property
     def id(self):
@@ -48,15 +48,17 @@ class ModemCall:
         self.listener = listener
 
     def answer(self):
-        _logged(self.modem.answer(), "answer", self.line)
+        if self.modem is not None:
+            _logged(self.modem.answer(), "answer", self.line)
 
     def hangup(self):
-        if self.ended or self.line not in self.lines.modems:
+        if self.ended or self.modem is None:
             return
         _logged(self.modem.hangup(self.id), "hangup", self.line)
 
     def send_dtmf(self, digits, duration_ms):
-        _logged(self.modem.send_dtmf(digits, duration_ms), "DTMF", self.line)
+        if self.modem is not None:
+            _logged(self.modem.send_dtmf(digits, duration_ms), "DTMF", self.line)
 
     def __repr__(self):
         return f"<ModemCall line={self.line} id={self.id}>"
@@ -77,9 +79,12 @@ class ModemLines:
         self._calls: dict[int, list[ModemCall]] = {}
         self._observers = {}
 
-    def add_line(self, line: int, modem) -> None:
+    def add_line(self, line: int, source) -> None:
+        """``source``: a ``goip_tw.modem.line.LineService`` (which replaces its Modem on
+        every reopen and relays the modem's events) or a bare ``Modem``."""
         self.remove_line(line)
-        self.modems[line] = modem
+        self.modems[line] = source
+        modem = source
         self._calls[line] = []
 
         def observer(event, line=line):
@@ -97,17 +102,30 @@ class ModemLines:
 
     # -- IMobileLines ------------------------------------------------------------------
 
+    def modem_of(self, line):
+        source = self.modems.get(line)
+        return getattr(source, "modem", source)
+
+    def voice_port(self, line):
+        """The line's IFramePort (LineService.voice), or None."""
+        return getattr(self.modems.get(line), "voice", None)
+
     def line_numbers(self):
         return sorted(self.modems)
 
     def status(self, line):
-        modem = self.modems.get(line)
+        source = self.modems.get(line)
+        modem = self.modem_of(line)
         if modem is None:
             return LineStatus(line, enabled=False, registered=False)
-        reg = getattr(modem, "last_registration", None)
+        if hasattr(source, "state") and hasattr(source, "sim_slot"):
+            registered = source.state == "registered"
+            slot = "ABCD"[source.sim_slot] if 0 <= source.sim_slot < 4 else None
+        else:
+            reg = getattr(modem, "last_registration", None)
+            registered, slot = bool(reg is not None and reg.registered), None
         sim = getattr(modem, "sim", None)
-        fields = dict(registered=bool(reg is not None and reg.registered),
-                      iccid=getattr(sim, "iccid", None))
+        fields = dict(registered=registered, slot=slot, iccid=getattr(sim, "iccid", None))
         if self.status_extra is not None:
             fields.update(self.status_extra(line) or {})
         return LineStatus(line, **fields)
@@ -116,7 +134,7 @@ class ModemLines:
         mcall = ModemCall(self, line)
         mcall.set_listener(listener)
         self._calls.setdefault(line, []).append(mcall)
-        d = self.modems[line].dial(number)
+        d = self.modem_of(line).dial(number)
 
         def dialled(info):
             if mcall.info is None and info is not None and info.id:
@@ -132,7 +150,7 @@ class ModemLines:
         return mcall
 
     def chld(self, line, n):
-        modem = self.modems.get(line)
+        modem = self.modem_of(line)
         if modem is None:
             return None
         method = {"0": modem.release_held, "1": modem.release_active_and_accept,
