@@ -570,6 +570,35 @@ class SimulatedModule:
             self.urc(f'+QIND: "ccinfo",{leg.idx},{leg.direction},{leg.state},0,0,'
                      f'"{leg.number}",{leg.number_type}')
 
+    def apply_fault(self, kind: str, **params) -> None:
+        """Inject a fault (see :mod:`.faults`); ValueError names a bad field."""
+        if kind == "store_full":
+            sim = self.sim
+            if sim is None:
+                raise ValueError("slot: no SIM in the active slot")
+            from goip_tw.modem import pdu
+
+            filler, length = pdu.encode_deliver("+10000", "filler", self.network.sms.now())[0]
+            while not sim.store.full:
+                sim.store.add(1, filler, length)
+        elif kind == "store_clear":
+            if self.sim is not None:
+                self.sim.store.messages.clear()
+                self.network.sms.retry_for(self)
+        elif kind == "unplug":
+            self.stop()
+        elif kind == "replug":
+            self.replug()
+        elif kind == "reset":
+            self.reset(float(params.get("delay", 1.0)))
+        elif kind == "garbage" and params.get("now"):
+            self._write(self.faults.rng.randbytes(int(params.get("length", 16))))
+        elif kind == "urc":
+            self.urc(str(params.get("text", "RING")))
+        else:
+            self.faults.apply(kind, **params)
+        self.network.record("fault", module=self.number, fault=kind)
+
     def describe(self) -> dict:
         sim = self.sim
         return {
