@@ -223,6 +223,46 @@ def run_tool(reactor, argv: list[str], timeout: float = 30.0,
     return done
 
 
+def udp_exchange(reactor, port: int, data: bytes, wait: float = 1.0,
+                 host: str = LOOPBACK) -> defer.Deferred:
+    """Send one raw datagram from a fresh loopback port; fire with every reply
+    (list of bytes) received within ``wait`` seconds.  For hand-made attacks."""
+    from twisted.internet.protocol import DatagramProtocol
+
+    replies: list[bytes] = []
+
+    class Collect(DatagramProtocol):
+        def datagramReceived(self, datagram, addr):
+            replies.append(datagram)
+
+    listener = reactor.listenUDP(0, Collect(), interface=LOOPBACK)
+    local = listener.getHost().port
+    listener.write(data.replace(b"@@LOCALPORT@@", str(local).encode()), (host, port))
+    d = task.deferLater(reactor, wait, lambda: None)
+    d.addCallback(lambda _: defer.maybeDeferred(listener.stopListening))
+    d.addCallback(lambda _: replies)
+    return d
+
+
+def raw_request(method: str, target: str, *, from_user: str = "attacker",
+                headers: str = "", body: bytes = b"", call_id: str | None = None,
+                cseq: int = 1) -> bytes:
+    """A minimal request for ``udp_exchange`` (Via/Contact use @@LOCALPORT@@)."""
+    call_id = call_id or os.urandom(8).hex()
+    text = (f"{method} {target} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {LOOPBACK}:@@LOCALPORT@@;branch=z9hG4bK{os.urandom(6).hex()};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:{from_user}@{LOOPBACK}>;tag={os.urandom(4).hex()}\r\n"
+            f"To: <{target}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            f"CSeq: {cseq} {method}\r\n"
+            f"Contact: <sip:{from_user}@{LOOPBACK}:@@LOCALPORT@@>\r\n"
+            + headers +
+            (f"Content-Type: application/sdp\r\n" if body and method == "INVITE" else "")
+            + f"Content-Length: {len(body)}\r\n\r\n")
+    return text.encode() + body
+
+
 # ---------------------------------------------------------------------------
 # Kamailio
 
