@@ -144,8 +144,6 @@ class CallsConfig:
     demo_user: str = setting("softphone", label="Demo softphone user",
                              help="User name printed for the try-it-now demo; the password is "
                                   "voip.proxy_password (embedded proxy, F-415).")
-    demo_echo_number: str = setting("1000", label="Echo test number",
-                                    help="Simulated remote phone that answers and echoes.")
 
     def line(self, n: int) -> LineCalls:
         """Settings of line ``n`` (1-based)."""
