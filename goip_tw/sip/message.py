@@ -23,6 +23,9 @@ Limits guard memory: ``MAX_MESSAGE`` bytes and ``MAX_HEADERS`` header lines.
 
 from __future__ import annotations
 
+import re
+import socket
+
 import attrs
 
 MAX_MESSAGE = 65535
@@ -82,6 +85,11 @@ def canonical_name(key: str) -> str:
     if name is None:
         name = "-".join(p[:1].upper() + p[1:] for p in key.split("-"))
     return name
+
+
+def _isnum(text: str) -> bool:
+    """ASCII digits only, short enough for ``int()`` to be cheap and safe."""
+    return text.isdigit() and text.isascii() and len(text) < 12
 
 
 def _is_token(text: str) -> bool:
@@ -172,7 +180,6 @@ class SipURI:
             if not rest:
                 raise SipParseError("uri", f"empty {scheme} URI")
             return cls(host=rest, scheme=scheme)
-        rest, q, hdrs = rest.partition("?")
         user = password = None
         if "@" in rest:
             userinfo, _, rest = rest.rpartition("@")
@@ -180,27 +187,9 @@ class SipURI:
             password = pw if pc else None
             if not user:
                 raise SipParseError("uri", "empty user part")
+        rest, q, hdrs = rest.partition("?")
         hostport, _, params = rest.partition(";")
-        port = None
-        if hostport.startswith("["):
-            end = hostport.find("]")
-            if end < 0:
-                raise SipParseError("uri", f"unterminated IPv6 reference {hostport!r}")
-            host = hostport[:end + 1]
-            tail = hostport[end + 1:]
-            if tail:
-                if not tail.startswith(":"):
-                    raise SipParseError("uri", f"junk after IPv6 reference {tail!r}")
-                port = _parse_port(tail[1:], "uri")
-            inner = host[1:-1]
-            if not inner or any(c not in "0123456789abcdefABCDEF:." for c in inner):
-                raise SipParseError("uri", f"bad IPv6 reference {host!r}")
-        else:
-            host, pc, p = hostport.partition(":")
-            if pc:
-                port = _parse_port(p, "uri")
-            if ":" in host or not host or any(c in host for c in " \t<>\"[]"):
-                raise SipParseError("uri", f"bad host {hostport!r}")
+        host, port = _parse_hostport(hostport, "uri")
         return cls(host=host.lower(), user=user, port=port, scheme=scheme,
                    password=password, params=_split_params(params),
                    headers=hdrs if q else None)
@@ -236,8 +225,51 @@ class SipURI:
         return "".join(out)
 
 
+def _parse_hostport(hostport: str, field: str) -> tuple[str, int | None]:
+    """host[:port] with bracketed IPv6 references (RFC 5118 §4.1-4.3)."""
+    port = None
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise SipParseError(field, f"unterminated IPv6 reference {hostport!r}")
+        host = hostport[:end + 1]
+        tail = hostport[end + 1:]
+        if tail:
+            if not tail.startswith(":"):
+                raise SipParseError(field, f"junk after IPv6 reference {tail!r}")
+            port = _parse_port(tail[1:], field)
+        try:
+            socket.inet_pton(socket.AF_INET6, host[1:-1])
+        except OSError:
+            raise SipParseError(field, f"bad IPv6 reference {host!r}") from None
+        return host, port
+    host, pc, p = hostport.partition(":")
+    if pc:
+        port = _parse_port(p, field)
+    if not host or any(c in host for c in " \t<>\"[]:,;?@"):
+        raise SipParseError(field, f"bad host {hostport[:60]!r}")
+    return host, port
+
+
+def _closing_quote(text: str) -> int:
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    return -1
+
+
+_VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+"
+                  r"([^;\s]+(?:\s*:\s*\d+)?)\s*((?:;.*)?)$", re.S | re.I)
+
+
 def _parse_port(text: str, field: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not _isnum(text) or not 0 < int(text) < 65536:
         raise SipParseError(field, f"bad port {text[:20]!r}")
     return int(text)
 
@@ -258,23 +290,33 @@ class NameAddr:
     def parse(cls, text: str, field: str = "name-addr") -> "NameAddr":
         text = text.strip()
         display = None
+        if text.startswith('"'):
+            end = _closing_quote(text)
+            if end < 0:
+                raise SipParseError(field, "unterminated quoted display name")
+            display = re.sub(r"\\(.)", r"\1", text[1:end])
+            text = text[end + 1:].lstrip()
+            if not text.startswith("<"):
+                raise SipParseError(field, "display name without <uri>")
         lt = text.find("<")
         if lt >= 0:
             gt = text.find(">", lt)
             if gt < 0:
                 raise SipParseError(field, "missing '>'")
-            disp = text[:lt].strip()
-            if disp.startswith('"'):
-                if len(disp) < 2 or not disp.endswith('"'):
-                    raise SipParseError(field, "unterminated quoted display name")
-                disp = disp[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            display = disp or None
+            if lt:
+                words = text[:lt].split()
+                if not all(_is_token(w) for w in words):
+                    raise SipParseError(field, f"unquoted display name {text[:lt]!r} "
+                                        "is not a token list")
+                display = " ".join(words)
             uri_text, rest = text[lt + 1:gt], text[gt + 1:]
         else:
-            if text.startswith('"'):
-                raise SipParseError(field, "display name without <uri>")
             uri_text, _, rest = text.partition(";")
+            uri_text = uri_text.strip()
             rest = ";" + rest if rest else ""
+            if any(c in uri_text for c in " \t,?"):
+                raise SipParseError(field, "addr-spec with space, comma or '?' "
+                                    "needs <...> (§20.10)")
         try:
             uri = SipURI.parse(uri_text)
         except SipParseError as e:
@@ -313,36 +355,16 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> "Via":
-        text = text.strip()
-        proto, sp, rest = text.partition(" ")
-        if not sp:
-            proto, sp, rest = text.partition("\t")
-        parts = [p.strip() for p in proto.split("/")]
-        if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0":
-            # sent-protocol may have LWS around the slashes (RFC 4475 §3.1.1.1)
-            joined = "".join(text.split(None, 0))
-            raise SipParseError("via", f"bad sent-protocol in {joined[:60]!r}")
-        sent_by, _, params = rest.strip().partition(";")
-        sent_by = sent_by.strip()
-        port = None
-        if sent_by.startswith("["):
-            end = sent_by.find("]")
-            if end < 0:
-                raise SipParseError("via", f"bad IPv6 sent-by {sent_by!r}")
-            host, tail = sent_by[:end + 1], sent_by[end + 1:].strip()
-            if tail:
-                if not tail.startswith(":"):
-                    raise SipParseError("via", f"bad sent-by {sent_by!r}")
-                port = _parse_port(tail[1:].strip(), "via")
-        else:
-            host, pc, p = sent_by.partition(":")
-            host = host.strip()
-            if pc:
-                port = _parse_port(p.strip(), "via")
-            if not host or any(c in host for c in " \t<>\"[]"):
-                raise SipParseError("via", f"bad sent-by {sent_by[:60]!r}")
-        return cls(transport=parts[2].upper(), host=host.lower(), port=port,
-                   params=_split_params(params))
+        m = _VIA.match(text)
+        if m is None:
+            raise SipParseError("via", f"bad Via {text.strip()[:60]!r}")
+        transport, sent_by, params = m.groups()
+        host, port = _parse_hostport("".join(sent_by.split()), "via")
+        params = _split_params(params or "")
+        if any(not k or not _is_token(k) for k, _ in params):
+            raise SipParseError("via", f"bad Via parameter in {text.strip()[:60]!r}")
+        return cls(transport=transport.upper(), host=host.lower(), port=port,
+                   params=params)
 
     @property
     def branch(self) -> str | None:
@@ -355,7 +377,7 @@ class Via:
     @property
     def rport(self) -> int | None:
         v = _param(self.params, "rport")
-        return int(v) if v and v.isdigit() else None
+        return int(v) if v and _isnum(v) else None
 
     @property
     def wants_rport(self) -> bool:
@@ -560,7 +582,8 @@ class _Message:
             raise SipParseError("cseq", "missing CSeq")
         num, _, method = raw.partition(" ")
         method = method.strip()
-        if not num.isdigit() or len(num) > 10 or not _is_token(method):
+        if not _isnum(num) or len(num) > 10 or int(num) >= 2 ** 31 or not _is_token(
+                method):
             raise SipParseError("cseq", f"bad CSeq {raw[:40]!r}")
         return int(num), method
 
@@ -590,22 +613,39 @@ class _Message:
         return v
 
     def validate(self) -> None:
-        """Check what every UAS needs (§8.1.1): raises ``SipParseError``."""
+        """Check what every UAS needs (§8.1.1, §20): raises ``SipParseError``."""
+        counts: dict[str, int] = {}
+        for k, _ in self.headers._load():
+            if k in _SINGLE:
+                counts[k] = counts.get(k, 0) + 1
         for key in ("via", "from", "to", "call-id", "cseq"):
             self._require(key)
-        self.top_via
+        for key, n in counts.items():
+            if n > 1:
+                raise SipParseError(key, f"{canonical_name(key)} appears {n} times")
+        vias = self.headers.get_all("via")
+        if len(vias) > MAX_HEADERS:
+            raise SipParseError("via", f"more than {MAX_HEADERS} Via values")
+        for v in vias:
+            Via.parse(v)
         self.from_
         self.to
         self.cseq
-        if not self.call_id.strip():
-            raise SipParseError("call-id", "empty Call-ID")
+        if not self.call_id.strip() or " " in self.call_id.strip():
+            raise SipParseError("call-id", f"bad Call-ID {self.call_id[:40]!r}")
         mf = self.headers.get("max-forwards")
-        if mf is not None and (not mf.isdigit() or len(mf) > 3):
+        if mf is not None and (not _isnum(mf) or len(mf) > 5 or int(mf) > 255):
             raise SipParseError("max-forwards", f"bad Max-Forwards {mf[:20]!r}")
         cl = self.headers.get("content-length")
-        if cl is not None and (not cl.isdigit() or int(cl) != len(self.body)):
+        if cl is not None and (not _isnum(cl) or len(cl) > 9 or int(cl) != len(
+                self.body)):
             raise SipParseError("content-length", f"Content-Length {cl[:20]!r} "
                                 f"does not match body of {len(self.body)} bytes")
+
+
+#: Headers that must not repeat (RFC 4475 §3.3.9, §3.3.10).
+_SINGLE = frozenset({"from", "to", "call-id", "cseq", "max-forwards",
+                     "content-length", "content-type", "expires"})
 
 
 class Request(_Message):
@@ -625,6 +665,10 @@ class Request(_Message):
 
     def validate(self) -> None:
         super().validate()
+        uri = self.uri.resolve() if isinstance(self.uri, _LazyURI) else self.uri
+        if uri.headers is not None:
+            raise SipParseError("request-uri", "headers are not allowed in a "
+                                "Request-URI (§19.1.5)")
         num, method = self.cseq
         if method != self.method:
             raise SipParseError("cseq", f"CSeq method {method} does not match "
@@ -716,7 +760,7 @@ def parse_message(data: bytes) -> Request | Response:
     headers = Headers._lazy(hdrs)
     if first[:8] == "SIP/2.0 ":
         code = first[8:11]
-        if not code.isdigit() or len(first) > 11 and first[11] != " ":
+        if not _isnum(code) or len(first) > 11 and first[11] != " ":
             raise SipParseError("status-line", f"bad status line {first[:60]!r}")
         status = int(code)
         if not 100 <= status <= 699:
@@ -743,7 +787,7 @@ def parse_message(data: bytes) -> Request | Response:
     if body:
         cl = _scan_content_length(hdrs, headers)
         if cl is not None:
-            if not cl.isdigit():
+            if not _isnum(cl) or len(cl) > 9:
                 raise SipParseError("content-length", f"bad Content-Length {cl[:20]!r}")
             n = int(cl)
             if n > len(body):

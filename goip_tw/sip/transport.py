@@ -129,14 +129,14 @@ def _stamp_via(msg: Request, source: Address) -> None:
         raise SipParseError("via", "missing Via")
     vals = split_commas(raw) if "," in raw else [raw]
     top = vals[0]
-    if ";rport" not in top:
+    if ";rport" not in top and "received" not in top:
         sent_by = top.split(";", 1)[0].split()[-1]
         host = sent_by.rsplit(":", 1)[0] if sent_by.count(":") == 1 else sent_by
         if host == source.host:
             return
     via = Via.parse(top)
     changed = False
-    if via.host != source.host:
+    if via.host != source.host or via.received not in (None, source.host):
         via = via.with_param("received", source.host)
         changed = True
     if via.wants_rport:
@@ -230,7 +230,7 @@ def _stream_content_length(head: bytes) -> int | None:
         name, colon, value = line.partition(b":")
         if colon and name.strip().lower() in (b"content-length", b"l"):
             value = value.strip()
-            return int(value) if value.isdigit() and len(value) < 7 else None
+            return int(value) if value.isdigit() and value.isascii() and len(value) < 7 else None
     return 0
 
 
@@ -332,15 +332,18 @@ class TransportLayer:
         """§18.2.2 + RFC 3581, or the packet source when F-423 says so."""
         if source.reliable or self.config.reply_path == "source":
             return source
-        via = response.top_via
+        try:
+            via = response.top_via
+        except SipParseError:
+            return source
         host = via.received or via.host
         if via.rport:
             port = via.rport
         elif via.received and via.wants_rport:
             port = source.port
         else:
-            port = via.port or DEFAULT_PORTS.get(via.transport.lower(), 5060)
-        return Address(via.transport.lower(), host, port)
+            port = via.port or DEFAULT_PORTS.get(source.transport, 5060)
+        return Address(source.transport, host, port)
 
     # -- sending ---------------------------------------------------------
 
