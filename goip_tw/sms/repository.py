@@ -1,0 +1,333 @@
+"""SQL for the SMS queue and history, run through ``IStore.write``/``read``.
+
+Every function here takes a DB-API connection and runs inside the store's writer
+(or reader) thread; the ``Repository`` methods return Deferreds that fire after the
+group commit, which is the moment an interface may acknowledge a message.  State
+changes and the module's message reference are written in one statement so a crash
+can never separate them.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from goip_tw.sms.model import FINAL_STATES, Outgoing, State
+
+
+class DuplicateFragment(ValueError):
+    """The same fragment of a long message was submitted twice."""
+
+
+@attrs.frozen
+class NewMessage:
+    id: int
+    source: str
+    source_ref: str
+    sender: str
+    recipient: str
+    dest: str
+    text: str
+    parts: tuple[str, ...]
+    line: int | None
+    report: bool
+    now: float
+    expires_at: float
+
+
+def insert_message(conn, m: NewMessage, state: str = State.QUEUED.value) -> int:
+    conn.execute(
+        "INSERT INTO sms_message (id, source, source_ref, sender, recipient, dest, text, parts,"
+        " line, state, report, concat_ref, created_at, updated_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.id, m.source, m.source_ref, m.sender, m.recipient, m.dest, m.text, len(m.parts),
+         m.line, state, int(m.report), m.id % 256, m.now, m.now, m.expires_at))
+    conn.executemany(
+        "INSERT INTO sms_part (message_id, seq, text, state) VALUES (?, ?, ?, ?)",
+        [(m.id, seq, text, state) for seq, text in enumerate(m.parts, 1)])
+    return m.id
+
+
+def insert_many(conn, messages: list[NewMessage]) -> int:
+    for m in messages:
+        insert_message(conn, m)
+    return len(messages)
+
+
+def add_fragment(conn, m: NewMessage, frag_key: str, seq: int, total: int) -> tuple[int, bool]:
+    """Store one client-split fragment; returns (message id, complete).
+
+    The first fragment creates an ``assembling`` message; the last one turns it
+    ``queued`` in the same transaction, so the set of parts is decided exactly once.
+    """
+    row = conn.execute(
+        "SELECT id FROM sms_message WHERE frag_key = ? AND state = ?",
+        (frag_key, State.ASSEMBLING.value)).fetchone()
+    if row is None:
+        mid = m.id
+        conn.execute(
+            "INSERT INTO sms_message (id, source, source_ref, sender, recipient, dest, text,"
+            " parts, line, state, report, concat_ref, frag_key, created_at, updated_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mid, m.source, m.source_ref, m.sender, m.recipient, m.dest, total, m.line,
+             State.ASSEMBLING.value, int(m.report), mid % 256, frag_key, m.now, m.now,
+             m.expires_at))
+    else:
+        mid = row[0]
+    if conn.execute("SELECT 1 FROM sms_part WHERE message_id = ? AND seq = ?",
+                    (mid, seq)).fetchone():
+        raise DuplicateFragment(f"fragment {seq}/{total} already submitted")
+    conn.execute("INSERT INTO sms_part (message_id, seq, text, state) VALUES (?, ?, ?, ?)",
+                 (mid, seq, m.text, State.ASSEMBLING.value))
+    have = conn.execute("SELECT COUNT(*) FROM sms_part WHERE message_id = ?", (mid,)).fetchone()[0]
+    complete = have >= total
+    if complete:
+        _finish_assembly(conn, mid, m.now)
+    return mid, complete
+
+
+def _finish_assembly(conn, mid: int, now: float) -> None:
+    rows = conn.execute("SELECT text FROM sms_part WHERE message_id = ? ORDER BY seq",
+                        (mid,)).fetchall()
+    conn.execute("UPDATE sms_message SET state = ?, text = ?, frag_key = NULL, updated_at = ?"
+                 " WHERE id = ?", (State.QUEUED.value, "".join(r[0] for r in rows), now, mid))
+    conn.execute("UPDATE sms_part SET state = ? WHERE message_id = ?", (State.QUEUED.value, mid))
+
+
+def close_assembly(conn, mid: int, now: float) -> bool:
+    """Assembly timed out: send the fragments that arrived (the phone shows what it has)."""
+    row = conn.execute("SELECT state FROM sms_message WHERE id = ?", (mid,)).fetchone()
+    if row is None or row[0] != State.ASSEMBLING.value:
+        return False
+    _finish_assembly(conn, mid, now)
+    return True
+
+
+def claim(conn, mid: int, line: int, seq: int, expected_mr: int | None, now: float) -> bool:
+    """Atomically give a queued message to ``line`` and mark its next part ``sending``."""
+    cur = conn.execute(
+        "UPDATE sms_message SET state = ?, sent_line = ?, attempts = attempts + 1, updated_at = ?"
+        " WHERE id = ? AND state IN (?, ?)",
+        (State.SENDING.value, line, now, mid, State.QUEUED.value, State.SENDING.value))
+    if cur.rowcount != 1:
+        return False
+    conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?"
+                 " WHERE message_id = ? AND seq = ?",
+                 (State.SENDING.value, line, expected_mr, mid, seq))
+    return True
+
+
+def part_sent(conn, mid: int, seq: int, line: int, mr: int, now: float,
+              next_seq: int | None, next_expected: int | None) -> State | None:
+    """Record the module's reference; claim the next part in the same transaction.
+
+    Returns the message's final state if every part's report already arrived."""
+    conn.execute("UPDATE sms_part SET state = ?, mr = ?, sent_at = ? WHERE message_id = ? AND seq = ?",
+                 (State.SENT.value, mr, now, mid, seq))
+    if next_seq is not None:
+        conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?"
+                     " WHERE message_id = ? AND seq = ?",
+                     (State.SENDING.value, line, next_expected, mid, next_seq))
+    else:
+        conn.execute("UPDATE sms_message SET state = ?, updated_at = ? WHERE id = ?",
+                     (State.SENT.value, now, mid))
+        _history_out(conn, mid, now)
+        return _combine(conn, mid, now)[0]
+    return None
+
+
+def part_unsent(conn, mid: int, seq: int) -> None:
+    """A claimed part turned out not to have left the module (recovery)."""
+    conn.execute("UPDATE sms_part SET state = ?, expected_mr = NULL WHERE message_id = ? AND seq = ?",
+                 (State.QUEUED.value, mid, seq))
+
+
+def requeue(conn, mid: int, tried_lines: tuple[int, ...], error: str, now: float,
+            keep_line: bool) -> None:
+    conn.execute(
+        "UPDATE sms_message SET state = ?, tried_lines = ?, error = ?, updated_at = ?"
+        + ("" if keep_line else ", sent_line = NULL") + " WHERE id = ?",
+        (State.QUEUED.value, ",".join(map(str, tried_lines)), error, now, mid))
+    conn.execute("UPDATE sms_part SET state = ? WHERE message_id = ? AND state = ?",
+                 (State.QUEUED.value, mid, State.SENDING.value))
+
+
+def finish(conn, mid: int, state: State, error: str, now: float) -> bool:
+    """Move a not yet final message to a final state (failed, expired, cancelled)."""
+    cur = conn.execute(
+        "UPDATE sms_message SET state = ?, error = ?, updated_at = ? WHERE id = ?"
+        " AND state NOT IN (?, ?, ?, ?)",
+        (state.value, error, now, mid, *[s.value for s in FINAL_STATES]))
+    if cur.rowcount != 1:
+        return False
+    conn.execute("UPDATE sms_part SET state = ?, done_at = ? WHERE message_id = ? AND state NOT IN (?, ?)",
+                 (state.value, now, mid, State.DELIVERED.value, State.FAILED.value))
+    _history_out(conn, mid, now)
+    return True
+
+
+def cancel(conn, mid: int, now: float) -> bool:
+    """cancel_sm: only a message no module has touched can be cancelled."""
+    row = conn.execute("SELECT state FROM sms_message WHERE id = ?", (mid,)).fetchone()
+    if row is None or row[0] not in (State.QUEUED.value, State.ASSEMBLING.value):
+        return False
+    sent = conn.execute("SELECT COUNT(*) FROM sms_part WHERE message_id = ? AND state IN (?, ?)",
+                        (mid, State.SENT.value, State.SENDING.value)).fetchone()[0]
+    if sent:
+        return False
+    return finish(conn, mid, State.CANCELLED, "cancelled", now)
+
+
+@attrs.frozen
+class ReportResult:
+    message: int
+    seq: int
+    part_state: State
+    message_state: State | None  # set when the whole message reached a final state
+    parts: int
+    delivered: int
+    source: str
+    source_ref: str
+    report: bool
+
+
+def status_report(conn, line: int, mr: int, delivered: bool, final: bool, status: int,
+                  now: float) -> ReportResult | None:
+    """Apply a status report to the newest sent part with this line/reference.
+
+    TP-MR is 8 bits and wraps, so the newest matching part is the one meant.  The
+    message becomes delivered when every part is delivered, failed when every part
+    is final and one is not (SPEC §7: reports combined over all parts).
+    """
+    row = conn.execute(
+        "SELECT message_id, seq FROM sms_part WHERE line = ? AND mr = ? AND state = ?"
+        " ORDER BY sent_at DESC LIMIT 1", (line, mr, State.SENT.value)).fetchone()
+    if row is None:
+        return None
+    mid, seq = row[0], row[1]
+    if not final:
+        return None
+    pstate = State.DELIVERED if delivered else State.FAILED
+    conn.execute("UPDATE sms_part SET state = ?, status = ?, done_at = ? WHERE message_id = ? AND seq = ?",
+                 (pstate.value, status, now, mid, seq))
+    mstate, total, delivered = _combine(conn, mid, now)
+    msg = conn.execute("SELECT source, source_ref, report FROM sms_message WHERE id = ?",
+                       (mid,)).fetchone()
+    return ReportResult(mid, seq, pstate, mstate, total, delivered, msg[0], msg[1], bool(msg[2]))
+
+
+def _combine(conn, mid: int, now: float) -> tuple[State | None, int, int]:
+    """Final state of a sent message once every part has its report, else None."""
+    counts = {r[0]: r[1] for r in conn.execute(
+        "SELECT state, COUNT(*) FROM sms_part WHERE message_id = ? GROUP BY state", (mid,))}
+    total = sum(counts.values())
+    delivered = counts.get(State.DELIVERED.value, 0)
+    failed = counts.get(State.FAILED.value, 0)
+    row = conn.execute("SELECT state FROM sms_message WHERE id = ?", (mid,)).fetchone()
+    if row is None or row[0] != State.SENT.value or delivered + failed != total:
+        return None, total, delivered
+    mstate = State.DELIVERED if failed == 0 else State.FAILED
+    conn.execute("UPDATE sms_message SET state = ?, updated_at = ? WHERE id = ?",
+                 (mstate.value, now, mid))
+    conn.execute("UPDATE sms_history SET state = ? WHERE direction = 'out' AND message_id = ?",
+                 (mstate.value, mid))
+    return mstate, total, delivered
+
+
+def _history_out(conn, mid: int, now: float) -> None:
+    m = conn.execute("SELECT sent_line, line, dest, text, parts, state FROM sms_message WHERE id = ?",
+                     (mid,)).fetchone()
+    if m is None:
+        return
+    cur = conn.execute("UPDATE sms_history SET state = ? WHERE direction = 'out' AND message_id = ?",
+                       (m[5], mid))
+    if cur.rowcount == 0:
+        conn.execute("INSERT INTO sms_history (direction, line, peer, text, parts, state, message_id,"
+                     " created_at) VALUES ('out', ?, ?, ?, ?, ?, ?, ?)",
+                     (m[0] if m[0] is not None else m[1], m[2], m[3], m[4], m[5], mid, now))
+
+
+def _outgoing(conn, r) -> Outgoing:
+    parts = conn.execute("SELECT seq, text, state FROM sms_part WHERE message_id = ? ORDER BY seq",
+                         (r["id"],)).fetchall()
+    sent = sum(1 for p in parts if p[2] in (State.SENT.value, State.DELIVERED.value, State.FAILED.value))
+    tried = tuple(int(x) for x in r["tried_lines"].split(",") if x)
+    return Outgoing(id=r["id"], recipient=r["dest"], parts=tuple(p[1] for p in parts),
+                    line=r["line"], state=State(r["state"]), attempts=r["attempts"],
+                    expires_at=r["expires_at"], concat_ref=r["concat_ref"], sent_parts=sent,
+                    tried_lines=tried, source=r["source"], source_ref=r["source_ref"],
+                    sender=r["sender"], report=bool(r["report"]))
+
+
+def load_pending(conn) -> tuple[list[Outgoing], list[tuple[Outgoing, int, int, int | None]]]:
+    """Unfinished work after a start: (queued messages, parts left ``sending``).
+
+    The second list holds (message, seq, line, expected_mr) for parts whose fate is
+    unknown: the process stopped between handing them to the module and recording
+    the module's answer.
+    """
+    queued, uncertain = [], []
+    rows = conn.execute(
+        "SELECT * FROM sms_message WHERE state IN (?, ?, ?) ORDER BY id",
+        (State.QUEUED.value, State.SENDING.value, State.ASSEMBLING.value)).fetchall()
+    for r in rows:
+        out = _outgoing(conn, r)
+        if out.state is State.SENDING:
+            p = conn.execute("SELECT seq, line, expected_mr FROM sms_part WHERE message_id = ?"
+                             " AND state = ?", (out.id, State.SENDING.value)).fetchone()
+            if p is not None:
+                uncertain.append((out, p[0], p[1], p[2]))
+                continue
+            out = attrs.evolve(out, state=State.QUEUED, line=r["sent_line"] if out.sent_parts else out.line)
+        queued.append(out)
+    return queued, uncertain
+
+
+def max_id(conn) -> int:
+    return conn.execute("SELECT COALESCE(MAX(id), 0) FROM sms_message").fetchone()[0]
+
+
+def message_info(conn, mid: int) -> dict | None:
+    r = conn.execute("SELECT * FROM sms_message WHERE id = ?", (mid,)).fetchone()
+    if r is None:
+        return None
+    info = dict(r)
+    info["part_rows"] = [dict(p) for p in conn.execute(
+        "SELECT seq, state, line, mr, status, sent_at, done_at FROM sms_part WHERE message_id = ?"
+        " ORDER BY seq", (mid,))]
+    return info
+
+
+# -- history (F-506), shared with the received-SMS side ----------------------------------
+
+def add_history_in(conn, line: int | None, peer: str, text: str, now: float, imsi: str = "",
+                   slot: str = "", parts: int = 1) -> int:
+    return conn.execute(
+        "INSERT INTO sms_history (direction, line, slot, imsi, peer, text, parts, state, created_at)"
+        " VALUES ('in', ?, ?, ?, ?, ?, ?, 'received', ?)",
+        (line, slot, imsi, peer, text, parts, now)).lastrowid
+
+
+def history_page(conn, direction: str, line: int | None = None, before_id: int | None = None,
+                 limit: int = 20, search: str = "") -> list[dict]:
+    """Newest first; page with ``before_id`` = the last id of the previous page."""
+    sql = "SELECT * FROM sms_history WHERE direction = ?"
+    params: list = [direction]
+    if line is not None:
+        sql += " AND line = ?"
+        params.append(line)
+    if before_id is not None:
+        sql += " AND id < ?"
+        params.append(before_id)
+    if search:
+        sql += " AND (peer LIKE ? OR text LIKE ?)"
+        params += [f"%{search}%", f"%{search}%"]
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(max(1, min(int(limit), 500)))
+    return [dict(r) for r in conn.execute(sql, params)]
+
+
+def history_delete(conn, direction: str, line: int | None = None) -> int:
+    if line is None:
+        return conn.execute("DELETE FROM sms_history WHERE direction = ?", (direction,)).rowcount
+    return conn.execute("DELETE FROM sms_history WHERE direction = ? AND line = ?",
+                        (direction, line)).rowcount

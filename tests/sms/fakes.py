@@ -1,0 +1,77 @@
+"""Test helpers: a store on a temp dir, a fake line with the ISmsLine signature, settle()."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest_twisted
+from twisted.internet import defer
+from zope.interface import implementer
+
+from goip_tw.sms.queue import ISmsLine, LineGone, SendError
+from goip_tw.store.sqlite import SqliteStore
+
+
+def make_store(path, reactor, monkeypatch=None):
+    if monkeypatch is not None:
+        monkeypatch.setattr("goip_tw.store.migrations.AREA_MODULES", ("goip_tw.sms.schema",))
+    # Create the file in WAL mode first: the store's two threads otherwise race on
+    # "PRAGMA journal_mode=WAL" for a new file ("database is locked").
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    s = SqliteStore(str(path), reactor=reactor)
+    pytest_twisted.blockon(s.start())
+    return s
+
+
+@implementer(ISmsLine)
+class FakeLine:
+    """A module on a simulated network: ``network`` records every part that left it.
+
+    ``mr`` plays the SIM's EF_SMSS "last used TP-MR"; ``errors`` are raised by the
+    next sends (a SendError or LineGone); ``hold`` keeps the next send pending.
+    """
+
+    def __init__(self, number, network, mr=0, knows_mr=True):
+        self.number = number
+        self.network = network
+        self.mr = mr
+        self.knows_mr = knows_mr
+        self.ok = True
+        self.errors: list[Exception] = []
+        self.hold = False
+        self.held: list[defer.Deferred] = []
+
+    def can_send(self):
+        return self.ok
+
+    def send_part(self, recipient, text, concat, report):
+        if self.errors:
+            return defer.fail(self.errors.pop(0))
+        self.mr = (self.mr + 1) % 256
+        self.network.append((self.number, recipient, text, concat, self.mr))
+        if self.hold:
+            d = defer.Deferred()
+            self.held.append(d)
+            return d
+        return defer.succeed(self.mr)
+
+    def last_used_mr(self):
+        return defer.succeed(self.mr if self.knows_mr else None)
+
+
+def cms(code):
+    return SendError(code, "test")
+
+
+__all__ = ["FakeLine", "LineGone", "cms", "make_store", "settle"]
+
+
+@defer.inlineCallbacks
+def settle(store, clock, rounds=12):
+    """Let queued store work and the callbacks it triggers run to completion."""
+    for _ in range(rounds):
+        clock.advance(0)
+        yield store.write(lambda conn: None)
+        yield store.read(lambda conn: None)
