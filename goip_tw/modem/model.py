@@ -176,3 +176,13 @@ class PortLost:
 @attrs.frozen
 class SimStatusChanged:
     status: str                # READY | SIM PIN | SIM PUK | NOT INSERTED | ...
+
+
+@attrs.frozen
+class LineStateChanged:
+    """Published by the line service (F-304/F-305): absent, initialising, sim_locked,
+    searching, registered, failed; ``reason`` says why in words for the event log."""
+    line: int
+    state: str
+    previous: str
+    reason: str = ""
