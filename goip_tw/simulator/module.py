@@ -418,6 +418,7 @@ class SimulatedModule:
             log.info("simulator module {module}: unparsable line {line!r}",
                      module=self.number, line=line)
             return self.respond([], "ERROR")
+        self._busy = True  # URCs raised while executing follow the final result
         self._execute(commands, [])
 
     def _execute(self, commands: list[AtCommand], info: list[str]) -> None:
@@ -451,6 +452,7 @@ class SimulatedModule:
         ``on_text(text)`` returns information lines or raises AtError."""
         self._text_input = on_text
         self._text_len = length
+        self._busy = False
         self._write(marker)
         return at.PENDING
 
