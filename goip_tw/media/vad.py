@@ -36,18 +36,21 @@ class Gain:
 
 class Vad:
     def __init__(self, threshold_dbm0: float = -45.0, margin_db: float = 9.0,
-                 hangover_frames: int = 10, floor_frames: int = 75):
+                 hangover_frames: int = 10, floor_frames: int = 75,
+                 max_floor_dbm0: float = -35.0):
         self.threshold = threshold_dbm0
         self.margin = margin_db
         self.hangover = hangover_frames
+        self.max_floor = max_floor_dbm0
         self._recent: deque[float] = deque(maxlen=floor_frames)
         self._hold = 0
         self.active = False
 
     @property
     def noise_floor(self) -> float:
-        """Minimum frame level over the last 1.5 s: speech pauses expose the floor."""
-        return min(self._recent) if self._recent else -90.0
+        """Minimum frame level over the last 1.5 s (speech pauses expose the floor),
+        capped so that loud steady audio is never mistaken for noise."""
+        return min(min(self._recent), self.max_floor) if self._recent else -90.0
 
     def is_speech(self, pcm: bytes) -> bool:
         level = max(-90.0, dbm0(_dsp.energy(pcm)[0]))

@@ -1,0 +1,262 @@
+"""Per-call media: one RTP leg, one voice port, joined on the shared 20 ms tick.
+
+:class:`LegMedia` is the RTP side of one SIP leg: it encodes (with packet time,
+VAD/silence suppression and RFC 4733 DTMF taking precedence over voice) and
+decodes through the jitter buffer with concealment.  :class:`LineMedia` is the
+module's voice port (anything with ``read_frame``/``write_frame``, see
+:mod:`goip_tw.media.interfaces`) with per-line gain (F-1602).
+
+A :class:`Session` is what the ticker drives: once per 20 ms it pulls one
+frame from the line, sends it (or a tone) to the leg, pops one frame from the
+leg and writes it (or a tone) to the line, feeding DTMF detectors and the
+one-way-audio meter on the way.  Pacing comes from the ticker, not from packet
+arrival, so a bursty network or a bursty module port never changes the rate
+at which either side gets audio.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.logger import Logger
+
+from goip_tw.media.codecs import CN_PAYLOAD_TYPE, Codec
+from goip_tw.media.dtmf import DtmfEvent, Rfc4733Receiver, Rfc4733Sender
+from goip_tw.media.interfaces import FRAME_BYTES, FRAME_SAMPLES
+from goip_tw.media.jitterbuffer import AUDIO, LOST, JitterBuffer
+from goip_tw.media.rtp import RtpPacket, RtpStream
+from goip_tw.media.vad import Gain, OneWayAudio, Vad
+
+log = Logger()
+
+SILENCE = bytes(FRAME_BYTES)
+
+
+class LegMedia:
+    """The RTP side of one call leg (created before SDP negotiation ends)."""
+
+    def __init__(self, clock, stream: RtpStream, *, jitter_min_ms: int = 20,
+                 jitter_max_ms: int = 200, vad: bool = False):
+        self.clock = clock
+        self.stream = stream
+        self.codec: Codec | None = None
+        self.encoder = None
+        self.decoder = None
+        self.dtmf_pt: int | None = None
+        self.ptime = 20
+        self.remote_ptime = 20
+        self.jitter_min_ms = jitter_min_ms
+        self.jitter_max_ms = jitter_max_ms
+        self.jb = JitterBuffer(min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms)
+        self.vad = Vad() if vad else None
+        self.dtmf_sender = Rfc4733Sender()
+        self.dtmf_receiver = Rfc4733Receiver(self._digit)
+        self.dtmf_listeners: list[Callable[[DtmfEvent], None]] = []
+        self.sending = True      # False while the peer holds us (sendonly/inactive)
+        self._pending = b""
+        self._fifo = b""
+        self._talkspurt = True
+        self._cn: bytes | None = None
+        self.underflow_frames = 0
+        self.vad_suppressed = 0
+        stream.on_packet = self._on_packet
+
+    # -- negotiation -------------------------------------------------------------
+    def configure(self, codec: Codec, *, dtmf_pt: int | None = 101, ptime: int = 20,
+                  remote_ptime: int | None = None) -> None:
+        """Apply the negotiated codec (call start or re-INVITE); stream state carries on."""
+        if self.codec is None or codec.name != self.codec.name:
+            self.encoder = codec.new_encoder(vad=self.vad is not None)
+            self.decoder = codec.new_decoder()
+            self._pending = b""
+            self._fifo = b""
+        self.codec = codec
+        self.dtmf_pt = dtmf_pt
+        self.ptime = max(ptime, codec.min_ptime)
+        self.remote_ptime = remote_ptime or self.ptime
+        if self.jb.packet_ms != self.remote_ptime:
+            self.jb = JitterBuffer(packet_ms=self.remote_ptime, min_delay_ms=self.jitter_min_ms,
+                                   max_delay_ms=self.jitter_max_ms)
+        pts = {codec.payload_type, CN_PAYLOAD_TYPE}
+        if dtmf_pt is not None:
+            pts.add(dtmf_pt)
+            self.dtmf_sender.payload_type = dtmf_pt
+        self.stream.set_payload_types(pts)
+
+    # -- receive -------------------------------------------------------------------
+    def _on_packet(self, pkt: RtpPacket) -> None:
+        if pkt.payload_type == self.dtmf_pt:
+            self.dtmf_receiver.packet(pkt)
+            return
+        self.dtmf_receiver.flush()
+        if pkt.payload_type == CN_PAYLOAD_TYPE:
+            self._cn = pkt.payload
+            return
+        self.jb.put(pkt.sequence, pkt.timestamp, pkt.payload, self.clock.seconds())
+
+    def _digit(self, event: DtmfEvent) -> None:
+        for fn in list(self.dtmf_listeners):
+            fn(event)
+
+    def receive_frame(self) -> tuple[bytes, bool]:
+        """One 20 ms frame for the line, and whether it carried received audio."""
+        if self.decoder is None:
+            return SILENCE, False
+        heard = False
+        for _ in range(8):  # bounded: a packet holds at least 10 ms
+            if len(self._fifo) >= FRAME_BYTES:
+                break
+            kind, payload = self.jb.pop()
+            if kind == AUDIO:
+                pcm = self.decoder.decode(payload)
+                heard = True
+            elif kind == LOST:
+                pcm = self.decoder.conceal(self.remote_ptime * 8)
+            else:
+                self.underflow_frames += 1
+                pcm = self.decoder.conceal(FRAME_SAMPLES)
+            self._fifo += pcm or SILENCE
+        frame, self._fifo = self._fifo[:FRAME_BYTES], self._fifo[FRAME_BYTES:]
+        if len(frame) < FRAME_BYTES:
+            frame += bytes(FRAME_BYTES - len(frame))
+        if len(self._fifo) > 8 * FRAME_BYTES:
+            self._fifo = self._fifo[-FRAME_BYTES:]
+        return frame, heard
+
+    # -- send ----------------------------------------------------------------------
+    def send_frame(self, pcm: bytes) -> None:
+        """Account 20 ms of outgoing audio: a DTMF event, a voice packet, or silence."""
+        stream = self.stream
+        if self.encoder is None:
+            return
+        if not self.sending:
+            stream.skip(FRAME_SAMPLES)
+            return
+        if self.dtmf_sender.busy and self.dtmf_sender.tick(stream):
+            self._pending = b""
+            self._talkspurt = True
+            return
+        self._pending += pcm
+        need = self.ptime * 16
+        if len(self._pending) < need:
+            return
+        chunk, self._pending = self._pending[:need], self._pending[need:]
+        samples = len(chunk) // 2
+        if self.vad is not None and not self.vad.is_speech(chunk):
+            if self.codec.name != "G729":  # G.729B does its own DTX/SID
+                stream.skip(samples)
+                self._talkspurt = True
+                self.vad_suppressed += 1
+                return
+        payload = self.encoder.encode(chunk)
+        if not payload:
+            stream.skip(samples)
+            self._talkspurt = True
+            return
+        stream.send(payload, self.codec.payload_type, samples, marker=self._talkspurt)
+        self._talkspurt = False
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        self.dtmf_sender.queue(digit, duration_ms)
+
+    def figures(self) -> dict:
+        out = self.stream.figures()
+        out.update(self.jb.figures())
+        out.update(codec=self.codec.name if self.codec else None,
+                   vad_suppressed=self.vad_suppressed)
+        return out
+
+
+class LineMedia:
+    """The module's voice port with per-line input/output gain."""
+
+    def __init__(self, port, *, input_gain_db: float = 0.0, output_gain_db: float = 0.0):
+        self.port = port
+        self.gain_in = Gain(input_gain_db)
+        self.gain_out = Gain(output_gain_db)
+        self.underruns = 0
+
+    def read(self) -> bytes | None:
+        frame = self.port.read_frame()
+        if frame is None:
+            self.underruns += 1
+            return None
+        return self.gain_in.apply(frame)
+
+    def write(self, frame: bytes) -> None:
+        if getattr(self.port, "closed", False):
+            return
+        self.port.write_frame(self.gain_out.apply(frame))
+
+
+class Session:
+    """Everything the ticker does for one line and/or one leg."""
+
+    def __init__(self, ticker, line: LineMedia | None = None, leg: LegMedia | None = None):
+        self.ticker = ticker
+        self.line = line
+        self.leg = leg
+        self.bridged = False
+        self.line_tone = None
+        self.leg_tone = None
+        self.line_taps: list[Callable[[bytes], None]] = []
+        self.leg_taps: list[Callable[[bytes], None]] = []
+        self.one_way = OneWayAudio()
+        self._sub = None
+
+    @property
+    def idle(self) -> bool:
+        return not (self.bridged or self.line_tone or self.leg_tone or self.line_taps
+                    or self.leg_taps)
+
+    def update(self) -> None:
+        """Subscribe to or leave the ticker depending on whether there is work."""
+        if self.idle:
+            if self._sub is not None:
+                self.ticker.unsubscribe(self._sub)
+                self._sub = None
+        elif self._sub is None:
+            self._sub = self.ticker.subscribe(self.tick)
+
+    def tick(self) -> None:
+        up = None
+        if self.line is not None:
+            up = self.line.read()
+            if up is not None:
+                for tap in tuple(self.line_taps):
+                    tap(up)
+        down, heard = None, False
+        if self.leg is not None:
+            if self.leg_tone is not None:
+                out = self.leg_tone.frame(FRAME_SAMPLES)
+                if self.leg_tone.finished:
+                    self.leg_tone = None
+            elif self.bridged:
+                out = up if up is not None else SILENCE
+            else:
+                out = None
+            if out is not None:
+                self.leg.send_frame(out)
+            down, heard = self.leg.receive_frame()
+            if heard:
+                for tap in tuple(self.leg_taps):
+                    tap(down)
+        if self.line is not None:
+            if self.line_tone is not None:
+                frame = self.line_tone.frame(FRAME_SAMPLES)
+                if self.line_tone.finished:
+                    self.line_tone = None
+            elif self.bridged and down is not None:
+                frame = down
+            else:
+                frame = SILENCE
+            self.line.write(frame)
+        if self.bridged:
+            self.one_way.update(down if heard else None, up)
+
+    def stop(self) -> None:
+        self.bridged = False
+        self.line_tone = self.leg_tone = None
+        self.line_taps.clear()
+        self.leg_taps.clear()
+        self.update()
