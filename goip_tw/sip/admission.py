@@ -196,34 +196,26 @@ class Admission:
 # --- digest glue -----------------------------------------------------------------------
 
 
-class NoDigest:
-    """Stand-in while no digest implementation is available: refuses every password
-    path (403) and answers no challenge.  Secure, never open."""
+class DigestAuth:
+    """The SIP service's one digest object: ``goip_tw.sip.auth`` client and server.
 
-    def authorize(self, request, challenge, user, password):
-        return None
-
-    def challenge(self, request, proxy: bool):
-        return request.make_response(403)
-
-    def account_verifier(self, passwords: dict[str, str]):
-        return None
-
-    def proxy_verifier(self, password: str):
-        return None
-
-
-def digest_auth(reactor, voip):
-    """The service's auth contract over ``goip_tw.sip.auth`` (or ``NoDigest``).
-
-    Contract: ``authorize(request, challenge, user, password) -> Request | None``
-    (client side); ``challenge(request, proxy) -> Response`` (401/407);
-    ``account_verifier(passwords) / proxy_verifier(password)`` -> a
-    ``CredentialVerifier`` or None when no password is configured.
+    One ``DigestServer`` serves admission (401), the proxy's REGISTER (401) and
+    proxy clients' calls (407), so a source's failures add up across all of
+    them and one lockout covers every path.
     """
-    try:
-        from goip_tw.sip import auth  # noqa: F401
-    except ImportError:
-        log.warn("goip_tw.sip.auth not available: password authentication disabled")
-        return NoDigest()
-    return NoDigest()
+
+    def __init__(self, clock, realm: str = "goip-tw"):
+        from goip_tw.sip.auth import DigestClient, DigestServer
+
+        self.client = DigestClient()
+        self.server = DigestServer(clock, realm=realm)
+
+    def authorize(self, request, challenge, user: str, password: str):
+        """Answer ``challenge`` to ``request`` (as sent); None when we must not."""
+        return self.client.authorize(request, challenge, user, password)
+
+    def challenge(self, request, proxy: bool, source):
+        return self.server.challenge(request, proxy=proxy, source=source)
+
+    def verifier(self, lookup, proxy: bool = False):
+        return self.server.verifier(lookup, proxy=proxy)

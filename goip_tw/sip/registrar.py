@@ -14,7 +14,7 @@ pass a 407 challenge with the same password).
 
 The digest check is delegated to a verifier with the admission contract
 (``verify(request, source) -> (outcome, user)``) and challenges are built by
-``challenge(request, proxy: bool) -> Response``; both come from
+``challenge(request, proxy: bool, source) -> Response``; both come from
 ``goip_tw.sip.auth`` so replies never reveal whether a user exists.
 """
 
@@ -62,7 +62,7 @@ class Registrar:
         source = txn.source
         outcome, user = self.verifier.verify(request, (source.host, source.port))
         if outcome in ("missing", "bad"):
-            txn.respond(self.challenge(request, False))
+            txn.respond(self.challenge(request, False, (source.host, source.port)))
             return
         if outcome != "ok":
             txn.respond(request.make_response(403, to_tag=self._new_tag()))

@@ -290,28 +290,32 @@ class Registration:
     def _register(self, server: str, expires: int):
         """One REGISTER (answering up to two challenges); fires with the granted expiry.
 
-        Every attempt is built afresh (the transaction layer adds its Via to the
-        request it sends), with the CSeq raised by one (§10.2.4).
+        The answer to a challenge is built from the request as sent (the digest
+        client checks Call-ID, CSeq and branch), with the CSeq raised by one
+        (§10.2.4).
         """
         target = self.account.outbound_proxy or server
-        challenge: Response | None = None
+        req = self._build(server, expires)
+        answered = False
         for _ in range(3):
-            req = self._build(server, expires)
-            if challenge is not None:
-                req = self._authorize(req, challenge, self.account.auth_id,
-                                      self.account.password)
-                if req is None:
-                    raise RegistrationError(f"{challenge.status} challenge not answerable")
             response: Response = yield self._send(req, target)
             if response.status in (401, 407):
-                if challenge is not None and not _is_stale(response):
+                if answered and not _is_stale(response):
                     raise RegistrationError(f"{response.status} credentials refused")
-                challenge = response
+                retry = self._authorize(req, response, self.account.auth_id,
+                                        self.account.password)
+                if retry is None:
+                    raise RegistrationError(f"{response.status} challenge not answerable")
+                answered = True
+                self._cseq[server] += 1
+                retry.headers.set("CSeq", f"{self._cseq[server]} REGISTER")
+                req = retry
                 continue
             if response.status == 423 and expires:
                 minimum = response.headers.get("min-expires") or ""
                 if minimum.strip().isdigit() and int(minimum) > expires:
                     expires = int(minimum)
+                    req = self._build(server, expires)
                     continue
             if 200 <= response.status < 300:
                 return self._granted(response, expires)

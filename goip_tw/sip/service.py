@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from goip_tw.config.sections.sip import SipConfig
 from goip_tw.config.sections.voip import VoipConfig
 from goip_tw.sip import ua as ua_mod
-from goip_tw.sip.admission import AddressSet, Admission
+from goip_tw.sip.admission import AddressSet, Admission, DigestAuth
 from goip_tw.sip.message import NameAddr, Request, SipParseError, SipURI
 from goip_tw.sip.registrar import Registrar
 from goip_tw.sip.registration import (Registration, RegistrationState, _host_port,
@@ -62,7 +62,7 @@ class SipService(service.Service):
         self.voip = voip_config
         self.line_count = line_count
         self.events = events
-        self.auth = auth if auth is not None else default_auth(reactor, voip_config)
+        self.auth = auth if auth is not None else DigestAuth(reactor)
         self.transport = TransportLayer(reactor, sip_config, tls_options)
         self.transactions = TransactionLayer(self.transport, reactor,
                                              Timers.from_config(sip_config))
@@ -74,13 +74,18 @@ class SipService(service.Service):
         self.plans = registrations_for(voip_config, line_count)
         self.registrations: dict[str, Registration] = {}
         self.registrar = None
-        if voip_config.proxy_enabled:
+        proxy_password = voip_config.proxy_password if voip_config.proxy_enabled else ""
+        if proxy_password:
             self.registrar = Registrar(
-                reactor, self.auth.proxy_verifier(voip_config.proxy_password),
+                reactor, self.auth.verifier(lambda user: proxy_password),
                 self.auth.challenge, max_expires=voip_config.proxy_max_expires,
                 new_tag=self.transactions.new_tag)
-        self.admission = Admission(voip_config.outgoing_auth, self._trusted(),
-                                   self.auth.account_verifier(self._account_passwords()))
+        self._proxy_calls = self.auth.verifier(lambda user: proxy_password or None,
+                                               proxy=True)
+        passwords = self._account_passwords()
+        self.admission = Admission(
+            voip_config.outgoing_auth, self._trusted(),
+            self.auth.verifier(self._password_of) if (passwords or proxy_password) else None)
         self._call_handler = None
         self._message_handler = None
         self._line_network: dict[int, bool] = {}
@@ -178,6 +183,16 @@ class SipService(service.Service):
         if self.voip.mode == "trunk" and not self.plans:
             yield "trunk", self.voip.account
 
+    def _password_of(self, user: str) -> str | None:
+        """F-425 password: an account's own, or the proxy password of a client
+        that is registered right now (F-415)."""
+        password = self._account_passwords().get(user)
+        if password:
+            return password
+        if self.registrar is not None and self.registrar.is_user(user):
+            return self.voip.proxy_password
+        return None
+
     def _account_passwords(self) -> dict[str, str]:
         return {acct.auth_id: acct.password for _, acct in self._accounts()
                 if acct.auth_id and acct.password}
@@ -252,10 +267,9 @@ class SipService(service.Service):
         req: Request = txn.request
         src = txn.source
         if self.registrar is not None and self.registrar.is_client(src.host, src.port):
-            outcome, user = self.auth.proxy_verifier(self.voip.proxy_password).verify(
-                req, (src.host, src.port))
+            outcome, user = self._proxy_calls.verify(req, (src.host, src.port))
             if outcome in ("missing", "bad"):
-                txn.respond(self.auth.challenge(req, True))
+                txn.respond(self.auth.challenge(req, True, (src.host, src.port)))
                 return
             if outcome != "ok":
                 self._reply(txn, 403)
@@ -264,7 +278,7 @@ class SipService(service.Service):
         else:
             verdict = self.admission.check(req, (src.host, src.port))
             if verdict.action == "challenge":
-                txn.respond(self.auth.challenge(req, False))
+                txn.respond(self.auth.challenge(req, False, (src.host, src.port)))
                 return
             if not verdict.accepted:
                 self._reply(txn, verdict.code or 403)
@@ -431,13 +445,6 @@ class SipService(service.Service):
             return "running"
         up = sum(1 for r in regs if r.registered)
         return f"{up}/{len(regs)} registered"
-
-
-def default_auth(reactor, voip: VoipConfig):
-    """The digest machinery (``goip_tw.sip.auth``) behind our small contract."""
-    from goip_tw.sip.admission import digest_auth
-
-    return digest_auth(reactor, voip)
 
 
 def _line_count(gateway) -> int:

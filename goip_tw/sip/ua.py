@@ -544,17 +544,15 @@ class UaCore:
 
     def authorized_retry(self, request: Request, challenge: Response, user: str,
                          password: str) -> Request | None:
-        """A copy of ``request`` without our Via, CSeq +1, answering ``challenge``."""
+        """``request`` (as sent) answering ``challenge``: no Via, CSeq +1."""
         if self._authorize is None:
             return None
-        retry = request.copy()
-        vias = retry.headers.get_all("via")
-        retry.headers.remove("via")
-        for via in vias[1:]:
-            retry.headers.add("Via", via)
+        retry = self._authorize(request, challenge, user, password)
+        if retry is None:
+            return None
         num, method = request.cseq
         retry.headers.set("CSeq", f"{num + 1} {method}")
-        return self._authorize(retry, challenge, user, password)
+        return retry
 
     def _remember(self, leg: _Leg) -> None:
         if leg.dialog is not None:

@@ -19,7 +19,7 @@ class Verifier:
         return "ok", auth
 
 
-def challenge(request, proxy):
+def challenge(request, proxy, source):
     resp = request.make_response(407 if proxy else 401, to_tag="t")
     resp.headers.add("WWW-Authenticate", 'Digest realm="goip", nonce="n"')
     return resp

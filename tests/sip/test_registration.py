@@ -40,9 +40,9 @@ class FakeServers:
 
     @staticmethod
     def authorize(request, challenge, username, password):
-        assert "via" not in request.headers      # built afresh for every attempt
-        request.headers.set("Authorization", f'Digest username="{username}"')
-        return request
+        retry = request.copy()
+        retry.headers.set("Authorization", f'Digest username="{username}"')
+        return retry
 
 
 ACCOUNT = SipAccount(auth_id="goip-01", password="pw", registrar="10.0.0.1:5070",
