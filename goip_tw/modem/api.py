@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import re
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from goip_tw.modem import at, gsm7, model
@@ -218,16 +218,46 @@ class Modem(CallsMixin, SmsMixin):
         return self.identity
 
     @defer.inlineCallbacks
+    def _sim_cmd(self, command: str, attempts: int = 10, pause: float = 0.5):
+        """A SIM command retried while the SIM says "busy" (+CME ERROR: 14), as it does
+        for a few seconds after +CPIN: READY; other failures give None."""
+        for attempt in range(attempts):
+            try:
+                resp = yield self.cmd(command, kind="sim")
+                return resp
+            except at.CmeError as exc:
+                if not (exc.code == 14 or "busy" in exc.text.lower()) or attempt == attempts - 1:
+                    log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,
+                             err=exc.result)
+                    return None
+            except at.PortClosed:
+                raise
+            except at.AtError as exc:
+                log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command, err=exc.result)
+                return None
+            yield task.deferLater(self.clock, pause, lambda: None)
+        return None
+
+    @defer.inlineCallbacks
+    def prepare_sim(self):
+        """After +CPIN: READY: message storage and routing (they fail before), then
+        the SIM identity."""
+        yield self._sim_cmd('AT+CPMS="SM","SM","SM"')
+        yield self._try("AT+CNMI=2,1,0,2,0")
+        sim = yield self.read_sim_identity()
+        return sim
+
+    @defer.inlineCallbacks
     def read_sim_identity(self):
         iccid = imsi = number = None
-        resp = yield self._try(self.driver.iccid_command[0], kind="sim")
+        resp = yield self._sim_cmd(self.driver.iccid_command[0])
         if resp is not None:
             iccid = self.driver.parse_iccid(resp)
-        resp = yield self._try("AT+CIMI", kind="sim")
+        resp = yield self._sim_cmd("AT+CIMI")
         if resp is not None:
             digits = re.sub(r"\D", "", " ".join(resp.plain()) or (resp.value("+CIMI") or ""))
             imsi = digits or None
-        resp = yield self._try("AT+CNUM", kind="sim")
+        resp = yield self._sim_cmd("AT+CNUM")
         if resp is not None:
             for v in resp.values("+CNUM"):
                 f = split_fields(v)

@@ -202,7 +202,10 @@ class AtEngine(protocol.Protocol):
     def __init__(self, clock, *, timeouts: dict | None = None, name: str = "modem"):
         self.clock = clock
         self.name = name
-        self.timeouts = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
+        timeouts = dict(timeouts or {})
+        self.late_grace = float(timeouts.pop("late_grace", self.late_grace))
+        self.timeouts = dict(DEFAULT_TIMEOUTS, **timeouts)
+        self.timeouts_in_row = 0
         self.urcs: dict[str, bool] = dict(BASE_URCS)
         self._observers: list[Callable[[Urc], None]] = []
         self._close_observers: list[Callable[[object], None]] = []
@@ -294,6 +297,7 @@ class AtEngine(protocol.Protocol):
 
     def _timed_out(self, cmd: _Command):
         cmd.timer = None
+        self.timeouts_in_row += 1
         log.warn("{name}: {cmd} timed out after {t}s", name=self.name, cmd=cmd.text, t=cmd.timeout)
         if cmd.payload is not None and self.connected:
             self.transport.write(b"\x1b")  # abort pending SMS input
@@ -391,6 +395,12 @@ class AtEngine(protocol.Protocol):
             log.debug("{name}: unexpected line {line!r}", name=self.name, line=line)
 
     def _final(self, cur: _Command, line: str):
+        result = self._classify_final(cur, line)
+        if result is not None:
+            self.timeouts_in_row = 0
+        return result
+
+    def _classify_final(self, cur: _Command, line: str):
         up = line.upper()
         if up == "OK":
             return True, None
@@ -440,14 +450,17 @@ class AtEngine(protocol.Protocol):
         for cmd in pending:
             if cmd.timer is not None and cmd.timer.active():
                 cmd.timer.cancel()
-            if not cmd.finished:
-                cmd.finished = True
-                cmd.deferred.errback(PortClosed(cmd.text, "port closed"))
+        # observers first: whoever owns the port learns it is gone before any caller
+        # whose command failed reacts (and perhaps sends again)
         for fn in list(self._close_observers):
             try:
                 fn(reason)
             except Exception:
                 log.failure("{name}: close observer failed", name=self.name)
+        for cmd in pending:
+            if not cmd.finished:
+                cmd.finished = True
+                cmd.deferred.errback(PortClosed(cmd.text, "port closed"))
 
     def close(self):
         if self.transport is not None and self.connected:

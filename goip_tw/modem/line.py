@@ -46,7 +46,8 @@ SLOT_NAMES = "ABCD"
 
 class LineService(service.Service):
     def __init__(self, number: int, cfg, options, *, reactor, clock=None, events=None,
-                 event_log=None, watcher=None, switch=None, opener=None, voice_opener=None):
+                 event_log=None, watcher=None, switch=None, opener=None, voice_opener=None,
+                 engine_timeouts: dict | None = None):
         self.number = number
         self.cfg = cfg
         self.options = options
@@ -79,6 +80,7 @@ class LineService(service.Service):
         self._gone_target = None
         self._closing: defer.Deferred | None = None
         self.history: list[tuple[str, str]] = []
+        self.engine_timeouts = engine_timeouts
 
     # ------------------------------------------------------------------ observers
     def add_observer(self, fn):
@@ -182,7 +184,7 @@ class LineService(service.Service):
             return
         self._gen += 1
         gen = self._gen
-        engine = at.AtEngine(self.clock, name=self.name)
+        engine = at.AtEngine(self.clock, name=self.name, timeouts=self.engine_timeouts)
         try:
             self.opener(path, engine)
         except Exception as exc:
@@ -260,7 +262,7 @@ class LineService(service.Service):
                 return
             self._later("sim", 1.0, self._retry_sim, gen, attempt + 1)
             return
-        yield modem.read_sim_identity()
+        yield modem.prepare_sim()
         if self.cfg.operator:
             try:
                 yield modem.select_operator(self.cfg.operator)
@@ -366,6 +368,10 @@ class LineService(service.Service):
         if modem is None or self.state in ("absent", "failed"):
             return
         eng = modem.engine
+        if eng.timeouts_in_row >= 2:
+            n, eng.timeouts_in_row = eng.timeouts_in_row, 0
+            self._watchdog_failed(f"{n} commands in a row timed out")
+            return
         if eng.busy() and eng.last_rx is not None and \
                 self.clock.seconds() - eng.last_rx < self.options.watchdog_interval:
             self._later("watchdog", self.options.watchdog_interval, self._watchdog)
@@ -389,7 +395,7 @@ class LineService(service.Service):
     def _watchdog_failed(self, why: str):
         self._level += 1
         level = self._level
-        log.warn("{line}: watchdog level {level}: {why}", line=self.name, level=level, why=why)
+        log.warn("{line}: watchdog step {step}: {why}", line=self.name, step=level, why=why)
         if level == 1:
             self._log_event("watchdog_probe", level="warn", reason=why)
             self._later("watchdog", min(5.0, self.options.watchdog_interval), self._watchdog)

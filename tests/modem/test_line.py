@@ -1,0 +1,252 @@
+"""Line service through simulator ptys: bring-up, hot plug, watchdog, PIN, SIM switch."""
+
+import os
+import stat
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from goip_tw.config.sections.modems import ModemLineConfig, ModemsConfig
+from goip_tw.modem import model
+from goip_tw.modem.hotplug import InotifyWatcher
+from goip_tw.modem.line import LineService, TRANSITIONS
+from goip_tw.modem.simswitch import GpioSwitch, SimulatorSwitch, SwitchError
+from goip_tw.modem.service import ModemsService
+
+from .simhelp import PHONE, make_network, sleep, wait_until
+
+FAST = ModemsConfig(watchdog_interval=0.3, registration_poll=0.3, sms_poll=5,
+                    reassembly_timeout=30, replug_poll=0.2)
+FAST_TIMEOUTS = {"quick": 0.3, "default": 0.5, "sim": 0.5, "network": 1.0, "reset": 0.5,
+                 "late_grace": 0.05}
+
+
+class Events:
+    def __init__(self):
+        self.items = []
+
+    def publish(self, topic, **fields):
+        self.items.append((topic, fields))
+
+
+class EventLog:
+    def __init__(self):
+        self.rows = []
+
+    def append(self, source, event, *, level="info", line=None, **detail):
+        self.rows.append((source, event, level, line, detail))
+        return defer.succeed(None)
+
+
+@pytest.fixture
+def rigs(tmp_path):
+    created = []
+    net = make_network(link_dir=str(tmp_path / "by-id"))
+    watcher = InotifyWatcher(reactor)
+    svc = ModemsService(watcher)
+
+    def add(dialect="quectel", options=FAST, pin_cfg="", start=True, **kw):
+        module = net.add_module(dialect, **kw)
+        n = module.number
+        cfg = ModemLineConfig(port=str(tmp_path / "by-id" / f"module{n}-at"),
+                              voice_port=str(tmp_path / "by-id" / f"module{n}-audio"),
+                              pin=pin_cfg, sim_switch="simulator", sim_slots=len(module.slots))
+        line = LineService(n, cfg, options, reactor=reactor, events=Events(),
+                           event_log=EventLog(), watcher=watcher,
+                           switch=SimulatorSwitch(module.switch_slot, len(module.slots)),
+                           engine_timeouts=FAST_TIMEOUTS)
+        line.module = module
+        line.seen = []
+        line.add_observer(line.seen.append)
+        svc.add_line(line)
+        created.append(line)
+        return line
+
+    net.start()
+    yield net, svc, add
+    pytest_twisted.blockon(svc.stopService()) if svc.running else None
+    net.stop()
+    watcher.stop()
+
+
+def states(line):
+    return [s for s, _ in line.history]
+
+
+@pytest_twisted.inlineCallbacks
+def test_line_comes_up_and_reports_json(rigs):
+    net, svc, add = rigs
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered", what="registered")
+    assert states(line)[:3] == ["initialising", "searching", "registered"]
+    st = line.status()
+    assert st["state"] == "registered" and st["model"] == "EC25"
+    assert st["imei"] == line.module.imei and st["iccid"] == line.module.sim.iccid
+    assert st["imsi"] == line.module.sim.imsi and st["own_number"] == line.module.sim.msisdn
+    assert st["technology"] == "4G" and st["signal"] == line.module.rssi
+    assert st["operator_code"] == line.module.serving and st["sim_slot"] == "A"
+    assert st["key"].endswith("module1-at") and "/dev/pts" not in st["key"]
+    assert line.voice is not None and not line.voice.closed
+    assert ("line.state", {"line": 1, "state": "registered", "previous": "searching",
+                           "reason": "registered 4G"}) in line.events.items
+    assert svc.statuses() == [line.status()]
+
+
+@pytest_twisted.inlineCallbacks
+def test_absent_then_plugged_in_via_inotify(rigs):
+    net, svc, add = rigs
+    line = add()
+    line.module.stop()
+    os.unlink(line.cfg.port)
+    svc.startService()
+    yield sleep(0.05)
+    assert line.state == "absent"
+    line.module.start()
+    yield wait_until(lambda: line.state == "registered", what="registered after plug")
+
+
+@pytest_twisted.inlineCallbacks
+def test_unplug_during_call_and_replug_keeps_line(rigs):
+    net, svc, add = rigs
+    net.add_remote_phone(PHONE, answer_after=0.05)
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    line.modem.call_poll_interval = 0.05
+    yield line.modem.dial(PHONE)
+    yield wait_until(lambda: any(c.state == "active" for c in line.modem.calls))
+    old_modem = line.modem
+    line.module.unplug()
+    yield wait_until(lambda: line.state == "absent", what="absent")
+    ended = [e for e in line.seen if isinstance(e, model.CallEnded)]
+    assert ended and ended[0].text == "module lost"
+    assert line.modem is None and line.status()["state"] == "absent"
+    line.module.start()
+    yield wait_until(lambda: line.state == "registered", what="back")
+    assert line.modem is not old_modem
+
+
+@pytest_twisted.inlineCallbacks
+def test_unplug_during_sms_send_then_resend_after_replug(rigs):
+    """The caller learns exactly which parts got out; nothing is sent twice."""
+    from goip_tw.modem.smsrx import SmsSendError
+    net, svc, add = rigs
+    phone = net.add_remote_phone(PHONE)
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    line.module.faults.apply("slow", delay=0.3)
+    d = line.modem.send_sms(PHONE, "y" * 400)
+    yield sleep(0.1)
+    line.module.unplug()
+    with pytest.raises(SmsSendError) as info:
+        yield d
+    sent = len(info.value.references)
+    assert sent < 3 and len(phone.received_sms) == 0  # incomplete message not delivered
+    line.module.faults.apply("clear")
+    line.module.start()
+    yield wait_until(lambda: line.state == "registered", what="back")
+    refs = yield line.modem.send_sms(PHONE, "y" * 400)
+    assert len(refs) == 3
+    yield wait_until(lambda: phone.received_sms, what="delivered")
+    assert [m["text"] for m in phone.received_sms] == ["y" * 400]
+
+
+@pytest_twisted.inlineCallbacks
+def test_watchdog_escalates_and_gives_up(rigs):
+    net, svc, add = rigs
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    line.module.faults.apply("silent", on=True)
+    yield wait_until(lambda: line.state == "failed", timeout=15, what="gave up")
+    events = [r[1] for r in line.event_log.rows]
+    for step in ("watchdog_probe", "watchdog_reset", "watchdog_reopen", "watchdog_gave_up"):
+        assert step in events
+    assert line.reason.startswith("watchdog gave up")
+    # an operator replugs the (fixed) module: the line returns without a restart
+    line.module.faults.apply("clear")
+    line.module.replug()
+    yield wait_until(lambda: line.state == "registered", timeout=10, what="recovered")
+
+
+@pytest_twisted.inlineCallbacks
+def test_watchdog_reset_recovers_a_hung_module(rigs):
+    net, svc, add = rigs
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    line.module.faults.apply("silent", on=True)
+    yield wait_until(lambda: "watchdog_reset" in [r[1] for r in line.event_log.rows],
+                     timeout=10, what="reset step")
+    line.module.faults.apply("clear")
+    yield wait_until(lambda: line.state == "registered" and line._level == 0,
+                     timeout=10, what="recovered")
+    assert "watchdog_gave_up" not in [r[1] for r in line.event_log.rows]
+
+
+@pytest_twisted.inlineCallbacks
+def test_wrong_pin_is_not_retried_then_operator_unlocks(rigs):
+    net, svc, add = rigs
+    line = add(pin="1234", pin_cfg="4321")
+    svc.startService()
+    yield wait_until(lambda: line.state == "sim_locked", what="locked")
+    left = line.module.sim.pin_left
+    assert left == 2 and "rejected" in line.reason
+    yield sleep(1.0)  # several watchdog / poll periods
+    assert line.module.sim.pin_left == 2 and line.state == "sim_locked"
+    yield line.unlock("1234")
+    yield wait_until(lambda: line.state == "registered", what="registered after PIN")
+
+
+@pytest_twisted.inlineCallbacks
+def test_sim_switch_reinitialises(rigs):
+    net, svc, add = rigs
+    line = add(slots=2)
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    first = line.status()["iccid"]
+    yield line.switch_sim(1)
+    yield wait_until(lambda: line.state == "registered" and line.status()["iccid"] != first,
+                     what="re-registered with slot B")
+    assert line.status()["sim_slot"] == "B"
+    assert line.status()["iccid"] == line.module.slots[1].iccid
+    with pytest.raises(SwitchError):
+        yield line.switch.select(5)
+
+
+@pytest_twisted.inlineCallbacks
+def test_sms_handler_gets_line_number(rigs):
+    net, svc, add = rigs
+    phone = net.add_remote_phone(PHONE)
+    line = add()
+    got = []
+    line.sms_handler = lambda n, sms: got.append((n, sms.text)) or defer.succeed(None)
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    phone.send_sms(line.module.sim.msisdn, "to line one")
+    yield wait_until(lambda: got, what="sms")
+    assert got == [(1, "to line one")]
+
+
+def test_transition_table_is_closed():
+    for state, targets in TRANSITIONS.items():
+        assert targets <= set(TRANSITIONS)
+
+
+@pytest_twisted.inlineCallbacks
+def test_gpio_switch_runs_gpioset(tmp_path):
+    log = tmp_path / "calls"
+    fake = tmp_path / "gpioset"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n[ \"$3\" = \"7=1\" ] && [ \"$2\" = \"5=1\" ] && exit 3\nexit 0\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    sw = GpioSwitch(reactor, "gpiochip1", (5, 7), gpioset=str(fake))
+    assert sw.slots == 4
+    assert (yield sw.select(2)) == 2
+    assert log.read_text().split("\n")[0] == "gpiochip1 5=0 7=1"
+    with pytest.raises(SwitchError, match="exited 3"):
+        yield sw.select(3)
+    with pytest.raises(SwitchError):
+        yield sw.select(4)
