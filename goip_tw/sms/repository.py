@@ -67,7 +67,7 @@ def add_fragment(conn, m: NewMessage, frag_key: str, seq: int, total: int) -> tu
         conn.execute(
             "INSERT INTO sms_message (id, source, source_ref, sender, recipient, dest, text,"
             " parts, line, state, report, concat_ref, frag_key, created_at, updated_at,"
-            " expires_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires_at, client_split) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (mid, m.source, m.source_ref, m.sender, m.recipient, m.dest, total, m.line,
              State.ASSEMBLING.value, int(m.report), mid % 256, frag_key, m.now, m.now,
              m.expires_at))

@@ -81,4 +81,7 @@ CREATE TABLE sms_inbound_part (
     PRIMARY KEY (imsi, sender, scts, ref, seq)
 )
 """),
+    (101, "sms client-split flag", """
+ALTER TABLE sms_message ADD COLUMN client_split INTEGER NOT NULL DEFAULT 0
+"""),
 ]
