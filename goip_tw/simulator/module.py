@@ -190,22 +190,32 @@ class SimulatedModule:
 
     def stop(self) -> None:
         """Unplug: close the ptys, drop calls, forget volatile state."""
+        for port in self._detach():
+            port.close()
+
+    def _detach(self) -> list:
         if not self.plugged:
-            return
+            return []
         self.plugged = False
         self._power_down("module unplugged")
-        for port in (self.at_port, self.audio_port):
-            if port is not None:
-                port.close()
         self.timers.cancel_all()
+        ports = [p for p in (self.at_port, self.audio_port) if p is not None]
         self.network.module_changed(self, "unplugged")
+        return ports
 
-    unplug = stop
+    def unplug(self) -> None:
+        self.stop()
 
     def replug(self) -> None:
-        """Come back with new pty paths and the same IMEI and SIMs."""
-        self.stop()
+        """Come back with new pty paths and the same IMEI and SIMs.
+
+        The old ptys close only after the new ones exist, so the kernel cannot
+        hand out the same numbers again (a USB device re-enumerating gets a new
+        ttyUSB name too)."""
+        old = self._detach()
         self.start()
+        for port in old:
+            port.close()
 
     @property
     def at_path(self) -> str | None:
