@@ -202,13 +202,18 @@ class DigestAuth:
     One ``DigestServer`` serves admission (401), the proxy's REGISTER (401) and
     proxy clients' calls (407), so a source's failures add up across all of
     them and one lockout covers every path.
+
+    Challenges offer MD5 only unless SHA-256 is asked for (``voip.digest_sha256``),
+    and then MD5 still comes first: deployed clients read only the first
+    WWW-Authenticate header (sipsak) or reject the whole set when one algorithm
+    is unknown (baresip 1.0 answers nothing at all).
     """
 
-    def __init__(self, clock, realm: str = "goip-tw"):
+    def __init__(self, clock, realm: str = "goip-tw", algorithms=("MD5",)):
         from goip_tw.sip.auth import DigestClient, DigestServer
 
         self.client = DigestClient()
-        self.server = DigestServer(clock, realm=realm)
+        self.server = DigestServer(clock, realm=realm, algorithms=algorithms)
 
     def authorize(self, request, challenge, user: str, password: str):
         """Answer ``challenge`` to ``request`` (as sent); None when we must not."""

@@ -62,7 +62,8 @@ class SipService(service.Service):
         self.voip = voip_config
         self.line_count = line_count
         self.events = events
-        self.auth = auth if auth is not None else DigestAuth(reactor)
+        self.auth = auth if auth is not None else DigestAuth(
+            reactor, algorithms=("MD5", "SHA-256") if voip_config.digest_sha256 else ("MD5",))
         self.transport = TransportLayer(reactor, sip_config, tls_options)
         self.transactions = TransactionLayer(self.transport, reactor,
                                              Timers.from_config(sip_config))
@@ -284,6 +285,9 @@ class SipService(service.Service):
                 self._reply(txn, verdict.code or 403)
                 return
             identity, account = verdict.identity, ""
+            user = identity[5:] if identity.startswith("user:") else ""
+            if user and user not in self._account_passwords() and self.registrar is not None:
+                account = f"proxy:{user}"
         if req.method == "MESSAGE":
             self._message(txn, identity, account)
         else:

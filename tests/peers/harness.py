@@ -489,6 +489,11 @@ class Baresip:
         except queue.Empty:
             return None
 
+    def clear_events(self) -> None:
+        """Forget events seen so far (before waiting for the next call's events)."""
+        with self._lock:
+            self.events.clear()
+
     def find_event(self, kind: str) -> dict | None:
         with self._lock:
             for event in self.events:

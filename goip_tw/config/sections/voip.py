@@ -145,6 +145,10 @@ class VoipConfig:
     proxy_max_expires: int = setting(3600, label="Proxy maximum registration expiry",
                                      unit="s", min=60, max=86400, feature="F-415")
 
+    digest_sha256: bool = setting(
+        False, label="Also offer SHA-256 digest (RFC 8760)",
+        help="Off by default: some clients (baresip 1.0, sipsak) refuse a challenge "
+             "set that names an algorithm they do not know.", feature="F-425")
     register_retry: int = setting(30, label="Registration retry interval", unit="s",
                                   min=1, max=3600)
     failover_after: int = setting(2, label="Fail over after N failed attempts", min=1,
