@@ -65,6 +65,12 @@ class ReceivedPart:
     ref: int = 0
     total: int = 1
     seq: int = 1
+    #: Set when the modem layer already reassembled the message
+    #: (goip_tw.modem.model.IncomingSms.dedupe_key): then it is the duplicate key,
+    #: ``parts`` the number of parts and ``complete`` False when some never came.
+    dedupe_key: str = ""
+    parts: int = 1
+    complete: bool = True
 
 
 @attrs.frozen
@@ -143,6 +149,8 @@ class IForwardPlanner(Interface):
 
 def dedup_ref(part: ReceivedPart) -> int:
     """The reference column of the duplicate key (see the module docstring)."""
+    if part.dedupe_key:
+        return 0
     if part.total > 1:
         return part.ref
     return -1 - (zlib.crc32(part.text.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF)
@@ -162,7 +170,11 @@ def normalise(part: ReceivedPart) -> ReceivedPart:
     if not isinstance(part.ref, int) or not 0 <= part.ref <= 0xFFFF:
         log.warn("received sms: field ref={ref!r} invalid, using 0", ref=part.ref)
         fixes["ref"] = 0
-    for name in ("sender", "text", "scts", "imsi", "iccid", "slot"):
+    if part.dedupe_key and (part.total, part.seq) != (1, 1):
+        fixes.update(total=1, seq=1)
+    if not isinstance(part.parts, int) or not 1 <= part.parts <= MAX_PARTS:
+        fixes["parts"] = 1
+    for name in ("sender", "text", "scts", "imsi", "iccid", "slot", "dedupe_key"):
         value = getattr(part, name)
         if not isinstance(value, str):
             log.warn("received sms: field {field} is not text", field=name)
@@ -181,20 +193,25 @@ _GROUP_SQL = (
 
 def _store_part(conn, part: ReceivedPart, now: float, meta: dict, interceptors, planner):
     ref = dedup_ref(part)
+    key_scts = part.dedupe_key or part.scts
     if conn.execute(
         "SELECT 1 FROM sms_inbound_part WHERE imsi = ? AND sender = ? AND scts = ? "
         "AND ref = ? AND seq = ?",
-        (part.imsi, part.sender, part.scts, ref, part.seq),
+        (part.imsi, part.sender, key_scts, ref, part.seq),
     ).fetchone():
         return Outcome(duplicate=True)
     conn.execute(
         "INSERT INTO sms_inbound_part (imsi, sender, scts, ref, total, seq, line, text, "
         "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (part.imsi, part.sender, part.scts, ref, part.total, part.seq, part.line,
+        (part.imsi, part.sender, key_scts, ref, part.total, part.seq, part.line,
          part.text, now),
     )
     group = (part.imsi, part.sender, ref, part.total)
     rows = conn.execute(_GROUP_SQL, group).fetchall()
+    if part.dedupe_key:
+        meta = dict(meta, scts=part.scts, parts=part.parts)
+        return _assemble(conn, group, rows, now, meta, interceptors, planner,
+                         complete=part.complete)
     if len({r[0] for r in rows}) < part.total:
         return Outcome()
     return _assemble(conn, group, rows, now, meta, interceptors, planner, complete=True)
@@ -214,9 +231,10 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
         by_seq.setdefault(r[0], r[1])
     text = "".join(by_seq.get(i, MISSING_PART) for i in range(1, total + 1))
     first = rows[0]
+    total = meta.get("parts", total)
     msg = ReceivedSms(
-        id=0, line=first[2], sender=sender, text=text, scts=first[3], imsi=imsi,
-        iccid=meta.get("iccid", ""), slot=meta.get("slot", ""), parts=total,
+        id=0, line=first[2], sender=sender, text=text, scts=meta.get("scts", first[3]),
+        imsi=imsi, iccid=meta.get("iccid", ""), slot=meta.get("slot", ""), parts=total,
         complete=complete, received_at=first[4],
     )
     interception = None
@@ -237,7 +255,7 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
         "UPDATE sms_inbound_part SET history_id = ?"
         + (", text = ''" if interception else "")
         + " WHERE imsi = ? AND sender = ? AND ref = ? AND total = ? AND history_id IS NULL",
-        (msg.id, imsi, sender, ref, total),
+        (msg.id, *group),
     )
     jobs = ()
     if interception is None and planner is not None:
@@ -318,6 +336,21 @@ class InboundSms:
         return self.store.write(_prune, self.clock.seconds() - self.retention)
 
     # -- the modem callback ---------------------------------------------------------
+
+    def handler_for(self, line: int, sim: Callable[[], tuple[str, str]] = lambda: ("", "")):
+        """A ``modem.sms_handler`` for ``line`` (goip_tw.modem.api contract): takes a
+        reassembled ``IncomingSms``, returns the Deferred after which the module copy
+        may be deleted. ``sim()`` gives the (ICCID, slot) bound right now."""
+
+        def handle(sms) -> defer.Deferred:
+            iccid, slot = sim()
+            stamp = sms.timestamp.isoformat() if sms.timestamp is not None else ""
+            return self.part_received(ReceivedPart(
+                line=line, sender=sms.sender or "", text=sms.text or "", scts=stamp,
+                imsi=sms.imsi or "", iccid=iccid, slot=slot, dedupe_key=sms.dedupe_key,
+                parts=sms.parts, complete=not sms.missing))
+
+        return handle
 
     def part_received(self, part: ReceivedPart) -> defer.Deferred:
         """Store one part; fires (with an :class:`Outcome`) once it is durable.

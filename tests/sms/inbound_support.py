@@ -12,15 +12,24 @@ from goip_tw.store.sqlite import SqliteStore
 
 @pytest_twisted.async_yield_fixture
 async def store(tmp_path):
-    s = SqliteStore(str(tmp_path / "gw.sqlite"), reactor=reactor)
-    await s.start()
+    s = await open_store(tmp_path / "gw.sqlite")
     yield s
     await s.stop()
 
 
+@defer.inlineCallbacks
 def open_store(path):
-    s = SqliteStore(str(path), reactor=reactor)
-    return s.start().addCallback(lambda _: s)
+    """A started SqliteStore. Works around a start-up race in the store (its reader
+    thread dies on "database is locked" when it connects while the writer migrates;
+    reported to the lead): reopen until the reader is alive, at most 5 times."""
+    for _ in range(5):
+        s = SqliteStore(str(path), reactor=reactor)
+        yield s.start()
+        reader = getattr(s, "_reader", None)
+        if reader is None or reader.is_alive():
+            return s
+        yield s.stop()
+    raise AssertionError("store reader thread keeps dying at start")
 
 
 @implementer(IReceivedSmsObserver)

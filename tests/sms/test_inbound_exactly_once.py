@@ -171,3 +171,32 @@ def test_interceptor_claims_redacts_and_runs_once(store):
     assert [(r["text"], r["state"]) for r in rows] == [("SECRET ****", "command")]
     parts = yield store.query("SELECT text FROM sms_inbound_part")
     assert [r["text"] for r in parts] == [""]
+
+
+def incoming(text, key="460|+86|2026-11-26T10:00:00+08:00|-|abc", missing=(), parts=1):
+    import datetime
+
+    from goip_tw.modem.model import IncomingSms
+
+    return IncomingSms(
+        sender="+8613670128297", text=text,
+        timestamp=datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.timezone.utc),
+        smsc=None, encoding="ucs2", data=None, parts=parts, missing=tuple(missing),
+        imsi="460001234567890", dedupe_key=key)
+
+
+@pytest_twisted.inlineCallbacks
+def test_modem_handler_uses_the_modem_dedupe_key(store):
+    inbound, rec, _ = make(store)
+    handle = inbound.handler_for(2, sim=lambda: ("8986001", "B"))
+    yield handle(incoming("long text 😀", key="k1", parts=3))
+    # the same message again, this time complete after a restart of the modem side
+    out = yield handle(incoming("long text 😀!", key="k1", parts=3))
+    assert out.duplicate
+    yield handle(incoming("partial", key="k2", parts=2, missing=(2,)))
+    assert [(m.line, m.parts, m.complete, m.iccid, m.slot) for m in rec.messages] == [
+        (2, 3, True, "8986001", "B"), (2, 2, False, "8986001", "B")]
+    assert rec.messages[0].scts == "2026-11-26T10:00:00+00:00"
+    rows = yield history(store)
+    assert [(r["parts"], r["state"], r["slot"]) for r in rows] == [
+        (3, "received", "B"), (2, "incomplete", "B")]
