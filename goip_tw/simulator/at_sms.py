@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from goip_tw.modem import pdu
 
-from .at import AtError, cms, command, quote
+from .at import cms, command, quote
 from .sim import STAT_CODES, STAT_NAMES
 
 ACK_TIMEOUT = 15.0

@@ -248,7 +248,7 @@ def test_tone_phone_and_no_audio_without_pcm(sim):
     s, (a, b) = ready(sim, dialects=["quectel", "simcom"])
     s.network.add_remote_phone("+15551013", answer_after=0.5, audio="tone:1000")
     voice_b = s.client(1, "audio")
-    b.cmd(f"ATD+15551013;")
+    b.cmd("ATD+15551013;")
     s.settle(1)
     assert play(s, voice_b, bytes(320), 10) == b""  # PCM port not enabled yet
     b.cmd("AT+CPCMREG=1")
