@@ -80,7 +80,8 @@ class Network:
 
     def __init__(self, reactor, *, clock=None, operators=DEFAULT_OPERATORS,
                  smsc_number="+12125550000", link_dir=None, reg_delay=2.0,
-                 boot_delay=0.5, no_answer_timeout=NO_ANSWER_TIMEOUT):
+                 boot_delay=0.5, no_answer_timeout=NO_ANSWER_TIMEOUT,
+                 sms_price=0.05, minute_price=0.10):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.timers = Timers(self.clock)
@@ -90,6 +91,8 @@ class Network:
         self.reg_delay = reg_delay
         self.boot_delay = boot_delay
         self.no_answer_timeout = no_answer_timeout
+        self.sms_price = sms_price
+        self.minute_price = minute_price
         self.modules: list[SimulatedModule] = []
         self.phones: dict[str, RemotePhone] = {}
         self.calls: list[Call] = []
@@ -305,7 +308,20 @@ class Network:
         for side in (call.a, call.b):
             if side is not None and side is not by:
                 side.call_ended(call, cause)
+        self._charge_call(call)
         self.calls = [c for c in self.calls if c.state != "ended" or c is call][-200:]
+
+    def charge(self, number: str, amount: float) -> None:
+        """Prepaid balance (what ``*100#`` shows): SIM senders pay."""
+        sim = self.find_sim(number)
+        if sim is not None and amount > 0:
+            sim.balance = round(sim.balance - amount, 4)
+
+    def _charge_call(self, call) -> None:
+        if call.answered is None or call.ended is None:
+            return
+        minutes = -(-int(call.ended - call.answered) // 60) or 1
+        self.charge(call.caller, minutes * self.minute_price)
 
     def send_dtmf(self, call, sender, digit: str) -> None:
         if call.state != "active":

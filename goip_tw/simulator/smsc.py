@@ -106,6 +106,7 @@ class SmsCenter:
             del self.log[:500]
         self.network.record("sms", **{"from": sender, "to": recipient, "text": text})
         net = self.network
+        net.charge(sender, net.sms_price * pdu.count_parts(text, encoding))
         if net.sim_module(recipient) is None and net.find_sim(recipient) is None:
             phone = net.phone(recipient)
             if phone is None:

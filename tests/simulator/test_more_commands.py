@@ -136,3 +136,17 @@ def test_fuzzed_input_never_kills_the_module(chunks):
         assert "OK" in c.cmd("AT") or not module.plugged
     finally:
         s.close()
+
+
+def test_prepaid_balance_is_charged_for_sms_and_calls(sim):
+    s, (a, b) = ready(sim)
+    card = s.network.modules[0].sim
+    s.network.sms.send(card.msisdn, s.network.modules[1].sim.msisdn, "y" * 200)  # 2 parts
+    assert card.balance == 9.9
+    s.network.add_remote_phone("+15556002", answer_after=0.1, hangup_after=61)
+    a.cmd("ATD+15556002;")
+    s.settle(63)
+    assert card.balance == 9.7  # two started minutes
+    a.cmd('AT+CUSD=1,"*100#",15')
+    s.settle(1.5)
+    assert '"Your balance is 9.70 USD."' in a.take()
