@@ -146,6 +146,7 @@ class SmsQueue(service.Service):
         self._assembly_calls: dict[int, object] = {}
         self._inflight = 0
         self.ready: defer.Deferred | None = None
+        self._loaded = False
         self.accepted = 0
 
     # -- life cycle --------------------------------------------------------------------
@@ -170,12 +171,14 @@ class SmsQueue(service.Service):
         self.log.info("sms queue loaded: {queued} queued, {uncertain} unconfirmed",
                       queued=len(self._pending), uncertain=len(uncertain))
         self._sweep_call = self.clock.callLater(self.settings.sweep_interval, self._sweep)
+        self._loaded = True
         for n in list(self._lines):
             self._recover(n)
         self._kick()
 
     def stopService(self):
         super().stopService()
+        self._loaded = False
         for call in [self._pump_call, self._sweep_call, *self._assembly_calls.values()]:
             if call is not None and call.active():
                 call.cancel()
@@ -194,8 +197,7 @@ class SmsQueue(service.Service):
 
     def add_line(self, line) -> None:
         self._lines[line.number] = _LineState(line)
-        if self.ready is not None and self.ready.called:
-            self._recover(line.number)
+        self._recover(line.number)
         self._kick()
 
     def remove_line(self, number: int) -> None:
@@ -203,6 +205,8 @@ class SmsQueue(service.Service):
 
     def line_changed(self) -> None:
         """A line's ability to send changed (registration, SIM limits): re-plan."""
+        for n in list(self._lines):
+            self._recover(n)
         self._kick()
 
     # -- observers ------------------------------------------------------------------------
@@ -232,7 +236,7 @@ class SmsQueue(service.Service):
             return defer.fail(e)
 
     def _submit(self, sub: Submission) -> defer.Deferred:
-        if self.ready is None or not self.ready.called:
+        if not self._loaded:
             raise NotReady("sms queue is still loading")
         if self.depth >= self.settings.max_queued:
             raise QueueFull(f"{self.depth} messages queued")
@@ -371,7 +375,7 @@ class SmsQueue(service.Service):
     # -- scheduling ---------------------------------------------------------------------------
 
     def _kick(self, delay: float = 0.0) -> None:
-        if not self.running or self.ready is None or not self.ready.called:
+        if not self.running or not self._loaded:
             return
         if self._pump_call is not None and self._pump_call.active():
             if self._pump_call.getTime() <= self.clock.seconds() + delay:
@@ -441,6 +445,8 @@ class SmsQueue(service.Service):
         def free(_):
             ls.busy = False
             ls.next_allowed = self.clock.seconds() + self.settings.interval
+            if self._uncertain.get(number):
+                self._recover(number)
             self._kick()
         d.addBoth(free)
 
@@ -454,10 +460,11 @@ class SmsQueue(service.Service):
 
     @defer.inlineCallbacks
     def _send(self, ls: _LineState, p: _Pending, first_seq: int | None = None,
-              claimed: bool = False):
+              claimed: bool = False, first_expected: int | None = None):
         msg, line = p.msg, ls.line
         seq = first_seq or msg.sent_parts + 1
         total = len(msg.parts)
+        expected = first_expected
         if not claimed:
             expected = yield self._expected_mr(line)
             ok = yield self.store.write(repo.claim, msg.id, line.number, seq, expected,
@@ -473,7 +480,7 @@ class SmsQueue(service.Service):
                 self.log.warn("line {line} vanished holding sms {message} part {seq}",
                               line=line.number, message=msg.id, seq=seq)
                 self._uncertain.setdefault(line.number, []).append(
-                    (attrs.evolve(msg, sent_parts=seq - 1), seq, None))
+                    (attrs.evolve(msg, sent_parts=seq - 1), seq, expected))
                 return
             except SendError as e:
                 msg = attrs.evolve(msg, sent_parts=seq - 1)
@@ -483,6 +490,7 @@ class SmsQueue(service.Service):
             final = yield self.store.write(repo.part_sent, msg.id, seq, line.number, int(mr),
                                            self.clock.seconds(), nxt,
                                            (int(mr) + 1) % 256 if nxt else None)
+            expected = (int(mr) + 1) % 256 if nxt else None
             seq += 1
         self._publish(SmsEvent(msg.id, State.SENT, line=line.number, source=msg.source,
                                source_ref=msg.source_ref))
@@ -522,10 +530,12 @@ class SmsQueue(service.Service):
     # -- recovery -------------------------------------------------------------------------------
 
     def _recover(self, number: int) -> None:
-        items = self._uncertain.pop(number, [])
+        """Resolve parts left unconfirmed on ``number`` once it can answer again."""
         ls = self._lines.get(number)
-        if not items or ls is None:
+        if (ls is None or ls.busy or ls.recovering or not self._uncertain.get(number)
+                or not self._loaded or not ls.line.can_send()):
             return
+        items = self._uncertain.pop(number)
         ls.recovering = True
         d = self._resolve(ls, items)
         d.addErrback(lambda f: self.log.failure("recovery on line {line}", f, line=number))
@@ -565,7 +575,7 @@ class SmsQueue(service.Service):
                                            source=msg.source, source_ref=msg.source_ref))
                     continue
                 yield self._send(ls, _Pending(attrs.evolve(msg, sent_parts=seq), (line.number,)),
-                                 first_seq=nxt, claimed=True)
+                                 first_seq=nxt, claimed=True, first_expected=(mr + 1) % 256)
             else:
                 yield self.store.write(repo.part_unsent, msg.id, seq)
                 yield self.store.write(repo.requeue, msg.id, msg.tried_lines, "", now, seq > 1)

@@ -48,7 +48,10 @@ class FakeLine:
 
     def send_part(self, recipient, text, concat, report):
         if self.errors:
-            return defer.fail(self.errors.pop(0))
+            error = self.errors.pop(0)
+            if isinstance(error, LineGone):
+                self.ok = False  # the module is unplugged
+            return defer.fail(error)
         self.mr = (self.mr + 1) % 256
         self.network.append((self.number, recipient, text, concat, self.mr))
         if self.hold:

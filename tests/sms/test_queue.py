@@ -285,6 +285,23 @@ def test_restart_requeues_part_the_module_never_sent(store, clock):
 
 
 @pytest_twisted.inlineCallbacks
+def test_module_back_after_unplug_resolves_without_restart(store, clock):
+    net = []
+    l1 = FakeLine(1, net)
+    l1.errors = [LineGone("unplugged")]
+    q = yield start_queue(store, clock, [l1])
+    a = yield q.submit(sub())
+    yield settle(store, clock)
+    assert net == []
+    l1.ok = True  # plugged in again
+    q.line_changed()
+    yield settle(store, clock)
+    assert len(net) == 1
+    assert (yield q.info(a.message))["state"] == "sent"
+    q.stopService()
+
+
+@pytest_twisted.inlineCallbacks
 def test_unknown_tp_mr_is_never_resent_by_default(store, clock):
     net = []
     l1 = FakeLine(1, net, knows_mr=False)

@@ -1,0 +1,126 @@
+"""The SMS subsystem as the gateway mounts it ("sms").
+
+Builds the one outgoing queue every interface submits to, attaches each modem line
+(as an ISmsLine, with its status reports), and starts the GoIP-compatible
+interfaces (F-492 UDP SMS-server client).  Other subsystems reach it through
+``gateway.subsystem("sms")``: ``.queue`` (SmsQueue), ``.router``,
+``.line_count()``, ``.line_number(n)``, ``.http_api`` (a Klein sub-app for the
+lead's web app), ``.add_received_observer(obs)``.
+"""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from goip_tw.sms.lines import ModemSmsLine
+from goip_tw.sms.model import StatusReport
+from goip_tw.sms.queue import QueueSettings, SmsQueue
+from goip_tw.sms.router import Router
+
+
+def router_from_config(cfg) -> Router:
+    prefixes = {n: tuple(p.strip() for p in str(entry).split(",") if p.strip())
+                for n, entry in enumerate(cfg.line_prefixes, 1)}
+    return Router.from_settings(cfg.rewrite_rules, cfg.strict_rewrite, prefixes,
+                                cfg.strip_prefix, cfg.match_caller)
+
+
+def settings_from_config(cfg) -> QueueSettings:
+    return QueueSettings(max_queued=cfg.max_queued, validity=float(cfg.validity),
+                         interval=float(cfg.interval), retries=cfg.retries,
+                         backoff=float(cfg.backoff), assembly_timeout=float(cfg.assembly_timeout),
+                         uncertain_policy=cfg.uncertain_policy,
+                         status_reports=cfg.status_reports)
+
+
+class SmsService(service.MultiService):
+    log = Logger()
+    name = "sms"
+
+    def __init__(self, gateway):
+        super().__init__()
+        self.gateway = gateway
+        cfg = gateway.config.sms
+        self.router = router_from_config(cfg)
+        self.queue = SmsQueue(gateway.store, gateway.reactor, self.router,
+                              settings_from_config(cfg))
+        self.queue.setServiceParent(self)
+        self._received_observers: list = []
+        self._modem_lines: dict[int, object] = {}
+        self.http_api = None
+        self.goip_client = None
+        try:
+            from goip_tw.sms.http_api import GoipHttpApi
+        except ImportError:  # pragma: no cover - module not present in this build
+            GoipHttpApi = None
+        if GoipHttpApi is not None and cfg.http_api:
+            self.http_api = GoipHttpApi(self.queue, self.check_password, gateway.reactor)
+        if cfg.server_enabled and cfg.server_host:
+            from goip_tw.sms.goip_udp import build_client
+            self.goip_client = build_client(self, cfg, gateway.reactor)
+            if self.goip_client is not None:
+                self.goip_client.setServiceParent(self)
+
+    # -- what other subsystems ask ----------------------------------------------------
+
+    def _modems(self):
+        return self.gateway.subsystem("modems")
+
+    def line_count(self) -> int:
+        modems = self._modems()
+        return len(getattr(modems, "lines", ())) or 32
+
+    def line_number(self, line: int) -> str | None:
+        modems = self._modems()
+        ls = modems.line(line) if modems is not None else None
+        sim = getattr(getattr(ls, "modem", None), "sim", None)
+        return getattr(sim, "own_number", None) or None
+
+    def check_password(self, user: str, password: str) -> bool:
+        """The GoIP HTTP API's u=/p= (F-301 users admin and sms may send)."""
+        check = getattr(self.gateway, "check_password", None)
+        if check is not None:
+            return bool(check(user, password))
+        web = getattr(self.gateway.config, "web", None)
+        users = getattr(web, "users", None)
+        if isinstance(users, dict):
+            return users.get(user) == password
+        return False
+
+    def add_received_observer(self, observer) -> None:
+        self._received_observers.append(observer)
+
+    def sms_received(self, msg) -> None:
+        """IReceivedSmsObserver fan-out (SMPP deliver_sm, GoIP SMS server)."""
+        for obs in list(self._received_observers):
+            try:
+                obs.sms_received(msg)
+            except Exception:
+                self.log.failure("received-SMS observer failed")
+
+    # -- lines ----------------------------------------------------------------------------
+
+    def attach_line(self, line_service) -> None:
+        adapter = ModemSmsLine(line_service)
+        self._modem_lines[line_service.number] = adapter
+        line_service.report_handler = self._report
+        if hasattr(line_service, "add_observer"):
+            line_service.add_observer(lambda event: self.queue.line_changed())
+        self.queue.add_line(adapter)
+
+    def _report(self, line: int, report) -> defer.Deferred:
+        return self.queue.on_status_report(StatusReport(
+            line=line, mr=report.message_ref, delivered=report.delivered, final=report.final,
+            status=report.status))
+
+    def startService(self):
+        modems = self._modems()
+        for ls in getattr(modems, "lines", ()):
+            self.attach_line(ls)
+        return super().startService()
+
+
+def build_service(gateway):
+    return SmsService(gateway)
