@@ -342,7 +342,26 @@ class Network:
     def active_calls(self) -> list[Call]:
         return [c for c in self.calls if c.state == "active"]
 
+    # -- injection shortcuts -------------------------------------------------
+
+    def send_sms(self, sender: str, to: str, text: str, *, encoding=None) -> dict:
+        """Any party (a SIM number or an outside number) texts ``to``."""
+        return self.sms.send(sender, to, text, encoding=encoding)
+
+    def call(self, caller: str, to: str) -> Call:
+        """A remote phone ``caller`` (created with defaults if new) calls ``to``."""
+        phone = self.phone(caller) or self.add_remote_phone(caller)
+        return phone.dial(to)
+
     # -- records --------------------------------------------------------------
+
+    @property
+    def sent_sms(self) -> list[dict]:
+        """Every message the SMS centre routed, oldest first."""
+        return self.sms.log
+
+    def call_records(self) -> list[dict]:
+        return [c.record() for c in self.calls]
 
     def describe(self) -> dict:
         return {

@@ -51,10 +51,9 @@ class SmsCenter:
 
     def stop(self) -> None:
         self.timers.cancel_all()
-        for key in list(self.reassembler._pending):
-            pend = self.reassembler._pending.pop(key)
-            if pend.timer.active():
-                pend.timer.cancel()
+        self.reassembler.on_timeout = None  # drop incomplete parts silently at stop
+        self.reassembler.flush()
+        self.reassembler.on_timeout = self._incomplete
 
     def now(self) -> datetime:
         """Network time: the clock, or a fixed 2026 epoch under a test Clock."""
