@@ -9,13 +9,15 @@ for existing and non-existing users are the same.
 
 from __future__ import annotations
 
+import os
 import re
 
-import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 
 from goip_tw.config.sections.voip import SipAccount, VoipConfig
+from goip_tw.sip.auth import DigestClient
+from goip_tw.sip.message import parse_message
 from goip_tw.sip.service import SipService
 from tests.peers.harness import (free_port, raw_request, run_tool, svcrack_argv,  # noqa: F401
                                  svwar_argv, udp_exchange)
@@ -95,18 +97,55 @@ def test_svwar_finds_no_extension_and_rings_no_line():
 
 
 @pytest_twisted.inlineCallbacks
-def test_svcrack_guesses_no_password():
+def test_svcrack_is_locked_out_before_it_finds_the_password():
+    """The password is inside svcrack's range; the lockout stops it long before."""
     svc, calls, messages = gateway(VoipConfig(
-        **STRANGERS, proxy_enabled=True, proxy_password="correct-horse-42"))
+        **STRANGERS, proxy_enabled=True, proxy_password="1042"))
     try:
         out, err, code = yield run_tool(reactor, svcrack_argv(
-            svc.port, free_port(), "101", "1000-1060"), timeout=120)
+            svc.port, free_port(), "101", "1000-1060"), timeout=20)
         text = (out + err).decode(errors="replace")
-        assert "found nothing" in text or "could not" in text.lower(), text[-2000:]
-        assert not re.search(r"\|\s*101\s*\|\s*\d+", text), text[-2000:]
-        assert calls.legs == []
+        assert "1042" not in text, text[-2000:]
+        assert svc.auth.server.is_locked(("127.0.0.1", 0))
+        assert svc.registrar.users == [] and calls.legs == []
     finally:
         yield svc.stopService()
+
+
+class Attacker:
+    """A UDP client on its own loopback port that answers challenges (digest client)."""
+
+    def __init__(self):
+        from twisted.internet.protocol import DatagramProtocol
+
+        self.replies: list = []
+        outer = self
+
+        class Proto(DatagramProtocol):
+            def datagramReceived(self, data, addr):
+                outer.replies.append(parse_message(data))
+
+        self.port = reactor.listenUDP(0, Proto(), interface="127.0.0.1")
+        self.local = self.port.getHost().port
+        self.client = DigestClient()
+
+    def request(self, method, target, from_user, n, body=b""):
+        text = raw_request(method, target, from_user=from_user, body=body,
+                           call_id=f"attack-{n}-{from_user}")
+        return parse_message(text.replace(b"@@LOCALPORT@@", str(self.local).encode()))
+
+    @defer.inlineCallbacks
+    def send(self, request, gw_port, wait=0.2):
+        if "via" not in request.headers:        # the digest client strips ours
+            request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.local};branch="
+                                f"z9hG4bK{os.urandom(6).hex()};rport", first=True)
+        self.replies.clear()
+        self.port.write(request.to_bytes(), ("127.0.0.1", gw_port))
+        yield task.deferLater(reactor, wait, lambda: None)
+        return [r for r in self.replies if r.status >= 200]
+
+    def close(self):
+        return self.port.stopListening()
 
 
 @pytest_twisted.inlineCallbacks
@@ -115,20 +154,59 @@ def test_wrong_passwords_lock_out_and_replies_do_not_reveal_users():
                                          registrar="10.9.9.1", expires=0),
                       outgoing_auth="password")
     svc, calls, messages = gateway(voip)
+    attacker = Attacker()
     try:
-        from goip_tw.sip.message import parse_message
-
         target = f"sip:0013800138000@127.0.0.1:{svc.port}"
-        # the same challenge shape for a real and an invented user
         shapes = []
-        for user in ("goip-01", "nobody-here"):
-            replies = yield udp_exchange(reactor, svc.port, raw_request(
-                "INVITE", target, from_user=user, body=SDP % 4000), wait=0.3)
-            finals = [parse_message(r) for r in replies if not r.startswith(b"SIP/2.0 100")]
+        # wrong passwords for a real and an invented user, a new Call-ID every time
+        for n, user in enumerate(["goip-01", "nobody", "goip-01", "nobody", "goip-01"]):
+            invite = attacker.request("INVITE", target, user, n, SDP % 4000)
+            finals = yield attacker.send(invite, svc.port)
             assert finals and finals[0].status == 401
-            chal = finals[0].headers.get("www-authenticate")
-            shapes.append(re.sub(r'nonce="[^"]*"|opaque="[^"]*"', "", chal))
-        assert shapes[0] == shapes[1]
+            shapes.append(re.sub(r'nonce="[^"]*"', "", finals[0].headers.get(
+                "www-authenticate")))
+            answer = attacker.client.authorize(invite, finals[0], user, "guess")
+            answer.headers.set("CSeq", "2 INVITE")
+            finals = yield attacker.send(answer, svc.port)
+            assert finals, "no reply to an answered challenge"
+            shapes.append((finals[0].status, finals[0].reason))
+        # identical replies: nothing tells an existing user from an invented one
+        assert shapes[0] == shapes[2] == shapes[4] == shapes[6] == shapes[8]
+        assert set(shapes[1:9:2]) == {(401, "Unauthorized")}
+        # the 5th failure (five Call-IDs) locked the source out ...
+        assert shapes[9][0] == 403
+        # ... so even the right password is refused now
+        invite = attacker.request("INVITE", target, "goip-01", 99, SDP % 4000)
+        finals = yield attacker.send(invite, svc.port)
+        if finals[0].status == 401:
+            answer = attacker.client.authorize(invite, finals[0], "goip-01", "s3cret")
+            answer.headers.set("CSeq", "2 INVITE")
+            finals = yield attacker.send(answer, svc.port)
+        assert finals[0].status == 403
         assert calls.legs == []
     finally:
+        yield attacker.close()
+        yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_right_password_from_an_unknown_socket_reaches_the_call_layer():
+    """The control case: the same path with the account password is admitted."""
+    voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="s3cret",
+                                         registrar="10.9.9.1", expires=0),
+                      outgoing_auth="password")
+    svc, calls, messages = gateway(voip)
+    calls.answer = False
+    attacker = Attacker()
+    try:
+        target = f"sip:0013800138000@127.0.0.1:{svc.port}"
+        invite = attacker.request("INVITE", target, "goip-01", 1, SDP % 4000)
+        finals = yield attacker.send(invite, svc.port)
+        answer = attacker.client.authorize(invite, finals[0], "goip-01", "s3cret")
+        answer.headers.set("CSeq", "2 INVITE")
+        yield attacker.send(answer, svc.port)
+        assert len(calls.legs) == 1 and calls.legs[0].identity == "user:goip-01"
+        calls.legs[0].reject(486)
+    finally:
+        yield attacker.close()
         yield svc.stopService()
