@@ -94,13 +94,16 @@ class ReceivedSms:
 class Interception:
     """An interceptor's claim on a message.
 
-    ``history_text`` replaces the text in the inbox (redaction); ``action`` runs on
-    the reactor thread after the commit and may return a Deferred.
+    ``history_text`` replaces the text in the inbox (redaction); ``record(conn, msg)``
+    (optional) runs inside the storing transaction, so what the interceptor learns is
+    durable together with the message; ``action`` runs on the reactor thread after the
+    commit and may return a Deferred.
     """
 
     kind: str
     history_text: str
     action: Callable[[ReceivedSms], Any]
+    record: Callable[[Any, ReceivedSms], Any] | None = None
 
 
 @attrs.frozen
@@ -257,6 +260,8 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
         + " WHERE imsi = ? AND sender = ? AND ref = ? AND total = ? AND history_id IS NULL",
         (msg.id, *group),
     )
+    if interception is not None and interception.record is not None:
+        interception.record(conn, msg)
     jobs = ()
     if interception is None and planner is not None:
         jobs = tuple(planner.plan(conn, msg, now))
