@@ -466,6 +466,29 @@ def colp(module, cmd):
     return _bool_setting(module, cmd, "colp")
 
 
+@command("+CMICGAIN", "+COUTGAIN", "+CMIC", dialects=S)
+def simcom_gain(module, cmd):
+    """SIMCom gain levels (SIM7500/7600 manual): CMICGAIN/COUTGAIN 0-8, CMIC 0-15."""
+    hi = 15 if cmd.name == "+CMIC" else 8
+    store = module.settings.simcom_gain
+    if cmd.kind == "read":
+        return [f"{cmd.name}: {store.get(cmd.name, 3)}"]
+    if cmd.kind == "test":
+        return [f"{cmd.name}: (0-{hi})"]
+    store[cmd.name] = cmd.int_param(0, lo=0, hi=hi)
+    return []
+
+
+@command("+CSSN")
+def cssn(module, cmd):
+    if cmd.kind == "read":
+        return ["+CSSN: %d,%d" % module.settings.cssn]
+    if cmd.kind == "test":
+        return ["+CSSN: (0,1),(0,1)"]
+    module.settings.cssn = (cmd.int_param(0, 0, lo=0, hi=1), cmd.int_param(1, 0, lo=0, hi=1))
+    return []
+
+
 @command("+QURCCFG", "+QSCLK", "+CTZU", "+CTZR", "+CMMS", "+QAUDMOD",
          "+CGDCONT", "+QICSGP", "+CRC")
 def accepted(module, cmd):

@@ -1,11 +1,14 @@
-"""Quectel HTTP(S) test commands without any real network.
+"""Quectel and SIMCom HTTP(S) test commands without any real network.
 
 ``AT+QHTTPURL=<len>[,<timeout>]`` answers ``CONNECT`` and reads exactly
 ``<len>`` bytes of URL; ``AT+QHTTPGET[=<timeout>]`` answers ``OK`` and later
 ``+QHTTPGET: <err>,<status>[,<length>]``; ``AT+QHTTPREAD`` prints ``CONNECT``,
 the body, ``OK`` and ``+QHTTPREAD: <err>`` (Quectel EC2x HTTP(S) AT Commands
 Manual).  Statuses come from ``network.http_responses`` (default 200) so the
-gateway's data path test (F-509) has something to fetch.
+gateway's data path test (F-509) has something to fetch.  SIMCom's
+``AT+HTTPINIT``, ``AT+HTTPPARA="URL",...``, ``AT+HTTPACTION=0`` (URC
+``+HTTPACTION: 0,<status>,<length>``), ``AT+HTTPREAD`` and ``AT+HTTPTERM``
+follow the SIM7500/SIM7600 HTTP(S) application note the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from .at import AtError, command
 
 Q = ("quectel",)
+S = ("simcom",)
 DEFAULT_BODY = "<html><body>goip-tw simulator</body></html>"
 
 
@@ -44,12 +48,12 @@ def qhttpget(module, cmd):
     if not url:
         raise AtError(50)
     module.http_body = None
-    if not module.registered:
+    result = _fetch(module, url)
+    if result is None:
         module.timers.later(1.0, module.urc, "+QHTTPGET: 717")
         return []
-    status, body = module.network.http_responses.get(url, (200, DEFAULT_BODY))
+    status, body = result
     module.http_body = body
-    module.network.record("http", module=module.number, url=url, status=status)
     module.timers.later(0.5, module.urc, f"+QHTTPGET: 0,{status},{len(body.encode())}")
     return []
 
@@ -61,3 +65,65 @@ def qhttpread(module, cmd):
         raise AtError(50)
     module.timers.later(0, module.urc, "+QHTTPREAD: 0")
     return ["CONNECT", body]
+
+
+def _fetch(module, url: str) -> tuple[int, str] | None:
+    if not module.registered:
+        return None
+    status, body = module.network.http_responses.get(url, (200, DEFAULT_BODY))
+    module.network.record("http", module=module.number, url=url, status=status)
+    return status, body
+
+
+@command("+HTTPINIT", dialects=S)
+def httpinit(module, cmd):
+    if module.http_session:
+        raise AtError()
+    module.http_session = True
+    return []
+
+
+@command("+HTTPTERM", dialects=S)
+def httpterm(module, cmd):
+    if not module.http_session:
+        raise AtError()
+    module.http_session = False
+    module.http_body = None
+    return []
+
+
+@command("+HTTPPARA", dialects=S)
+def httppara(module, cmd):
+    if not module.http_session:
+        raise AtError()
+    key = cmd.str_param(0).upper()
+    if key == "URL":
+        url = cmd.str_param(1)
+        if not url.lower().startswith(("http://", "https://")):
+            raise AtError(50)
+        module.settings.http_url = url
+    return []
+
+
+@command("+HTTPACTION", dialects=S)
+def httpaction(module, cmd):
+    if not module.http_session or not module.settings.http_url:
+        raise AtError()
+    method = cmd.int_param(0, lo=0, hi=4)
+    result = _fetch(module, module.settings.http_url)
+    if result is None:
+        module.timers.later(1.0, module.urc, f"+HTTPACTION: {method},706,0")
+        return []
+    status, body = result
+    module.http_body = body
+    module.timers.later(0.5, module.urc, f"+HTTPACTION: {method},{status},{len(body.encode())}")
+    return []
+
+
+@command("+HTTPREAD", dialects=S)
+def httpread(module, cmd):
+    body = module.http_body
+    if body is None:
+        raise AtError()
+    size = len(body.encode())
+    return [f"+HTTPREAD: {size}", body, "+HTTPREAD: 0"]

@@ -373,3 +373,18 @@ def cmgw(module, cmd):
         return [f"+CMGW: {index}"]
 
     return module.prompt(write)
+
+
+@command("+CRSM")
+def crsm(module, cmd):
+    """Restricted SIM access (TS 27.007 8.18); only READ BINARY of EF_SMSS
+    (6F43, TS 31.102 4.2.28) is simulated: last TP-MR and the memory flag."""
+    if cmd.kind == "test":
+        return []
+    _require_ready(module)
+    command_id = cmd.int_param(0, lo=0, hi=255)
+    file_id = cmd.int_param(1, 0, lo=0, hi=65535)
+    if command_id != 176 or file_id != 0x6F43:
+        return ['+CRSM: 106,130,""']  # 6A 82: file not found
+    flag = "FE" if module.sim.store.full else "FF"
+    return [f'+CRSM: 144,0,"{module.sim.last_mr:02X}{flag}"']

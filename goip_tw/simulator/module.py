@@ -88,6 +88,8 @@ class Settings:
     cops_format: int = 0
     cops_plmn: str | None = None
     http_url: str = ""
+    cssn: tuple = (0, 0)
+    simcom_gain: dict = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -154,7 +156,6 @@ class SimulatedModule(AtInterpreter):
         self.act = 7
         self.calls: list[CallLeg] = []
         self.last_cause = (0, "No cause")
-        self.message_ref = 0
         self._inbuf = b""
         self._busy = False
         self._text_input = None
@@ -166,6 +167,7 @@ class SimulatedModule(AtInterpreter):
         self.pending_ack = None
         self.ussd_session = None
         self.http_body = None
+        self.http_session = False
         from .voice import ModuleVoice
 
         self.voice = ModuleVoice(self)
@@ -266,6 +268,16 @@ class SimulatedModule(AtInterpreter):
         self.timers.later(delay, self.start)
 
     # -- SIM and registration ---------------------------------------------
+
+    @property
+    def message_ref(self) -> int:
+        """The last TP-MR used; kept on the SIM (EF_SMSS) like a real module."""
+        return self.sim.last_mr if self.sim is not None else 0
+
+    @message_ref.setter
+    def message_ref(self, value: int) -> None:
+        if self.sim is not None:
+            self.sim.last_mr = value
 
     @property
     def sim(self) -> SimCard | None:

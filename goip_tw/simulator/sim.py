@@ -106,6 +106,7 @@ class SimCard:
     pin_left: int = PIN_ATTEMPTS
     puk_left: int = PUK_ATTEMPTS
     unlocked: bool = False
+    last_mr: int = 0  # EF_SMSS byte 1 (TS 31.102 4.2.28): last used TP-MR
     store: SmsStore = attrs.field(default=None)
 
     def __attrs_post_init__(self):

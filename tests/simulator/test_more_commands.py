@@ -150,3 +150,36 @@ def test_prepaid_balance_is_charged_for_sms_and_calls(sim):
     a.cmd('AT+CUSD=1,"*100#",15')
     s.settle(1.5)
     assert '"Your balance is 9.70 USD."' in a.take()
+
+
+def test_simcom_http_gains_and_cssn(sim):
+    s, (_, b) = ready(sim, dialects=["quectel", "simcom"])
+    url = "http://example.test/"
+    s.network.http_responses[url] = (404, "nope")
+    assert b.lines("AT+HTTPACTION=0") == ["ERROR"]
+    assert b.lines("AT+HTTPINIT") == ["OK"]
+    assert b.lines("AT+HTTPINIT") == ["ERROR"]
+    assert b.lines(f'AT+HTTPPARA="URL","{url}"') == ["OK"]
+    assert b.lines("AT+HTTPACTION=0") == ["OK"]
+    s.settle(1)
+    assert "+HTTPACTION: 0,404,4" in b.take()
+    assert b.lines("AT+HTTPREAD") == ["+HTTPREAD: 4", "nope", "+HTTPREAD: 0", "OK"]
+    assert b.lines("AT+HTTPTERM") == ["OK"]
+    assert b.lines("AT+CMICGAIN=5") == ["OK"]
+    assert b.lines("AT+CMICGAIN?") == ["+CMICGAIN: 5", "OK"]
+    assert b.lines("AT+COUTGAIN=9") == ["+CME ERROR: 50"]
+    assert b.lines("AT+CSSN=1,1") == ["OK"]
+    assert b.lines("AT+CSSN?") == ["+CSSN: 1,1", "OK"]
+
+
+def test_crsm_reads_the_last_message_reference(sim):
+    s, (a, b) = ready(sim)
+    assert a.lines("AT+CRSM=176,28483,0,0,2") == ['+CRSM: 144,0,"00FF"', "OK"]
+    hex_pdu, length = pdu.encode_submit(s.network.modules[1].sim.msisdn, "x")[0]
+    for _ in range(2):
+        a.cmd(f"AT+CMGS={length}")
+        a.write(hex_pdu.encode() + b"\x1a")
+        s.settle(0.2)
+        a.take()
+    assert a.lines("AT+CRSM=176,28483,0,0,2") == ['+CRSM: 144,0,"02FF"', "OK"]
+    assert a.lines("AT+CRSM=176,12258,0,0,10") == ['+CRSM: 106,130,""', "OK"]
