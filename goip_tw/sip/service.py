@@ -464,7 +464,23 @@ def _line_count(gateway) -> int:
 
 
 def build_service(gateway) -> SipService:
-    """Factory for ``goip_tw.gateway`` (SUBSYSTEMS entry ``("sip", "goip_tw.sip.service")``)."""
+    """Factory for ``goip_tw.gateway`` (SUBSYSTEMS entry ``("sip", "goip_tw.sip.service")``).
+
+    Follows each line's mobile registration (event ``line.state``): a line whose
+    SIM is not registered has its own VoIP registration off (F-304).
+    """
     cfg = gateway.config
-    return SipService(gateway.reactor, cfg.sip, cfg.voip, _line_count(gateway),
-                      events=gateway.events)
+    svc = SipService(gateway.reactor, cfg.sip, cfg.voip, _line_count(gateway),
+                     events=gateway.events)
+    modems = gateway.subsystem("modems")
+    for line in getattr(modems, "lines", ()) or ():
+        number = getattr(line, "number", None)
+        if isinstance(number, int):
+            svc._line_network[number] = getattr(line, "state", "") == "registered"
+    if gateway.events is not None:
+        def line_state(topic, line=None, state=None, **fields):
+            if isinstance(line, int):
+                svc.set_line_network(line, state == "registered")
+
+        gateway.events.subscribe("line.state", line_state)
+    return svc

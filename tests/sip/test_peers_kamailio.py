@@ -198,3 +198,35 @@ def test_failover_to_backup_kamailio_and_back(kamailio_factory):
         assert svc.registrations["main"].server == primary.address
     finally:
         yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_gateway_calls_and_messages_baresip_through_kamailio(kamailio, baresip_factory):
+    """GSM -> VoIP: the gateway (registered as goip-01) INVITEs alice through
+    Kamailio, answering its 407 with digest; alice auto-answers; caller ID goes
+    in P-Asserted-Identity (F-461).  Then a MESSAGE to alice (F-496)."""
+    kamailio.add_user("goip-01", "pw1")
+    voip = reg_voip(kamailio, account=SipAccount(
+        auth_id="goip-01", password="pw1", registrar=kamailio.address, expires=60))
+    svc = SipService(reactor, sip_config(), voip, 2)
+    svc.startService()
+    try:
+        phone = baresip_factory("alice", registrar=kamailio.address, password="secret")
+        yield poll_until(reactor, lambda: kamailio.contacts("alice")
+                         and svc.line_voip_registered(1), timeout=10)
+        events = []
+        leg = svc.place_call("alice", caller="+8613670128297", line=1,
+                             local_sdp=SDP % free_port(), caller_id_mode="pai")
+        leg.listener = events.append
+        yield poll_until(reactor, lambda: any(isinstance(e, ua.Answered) for e in events),
+                         timeout=15)
+        incoming = yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=5)
+        assert incoming["direction"] == "incoming"
+        assert b"m=audio" in leg.remote_sdp
+        leg.hangup()
+        yield phone.wait_event(reactor, "CALL_CLOSED", timeout=10)
+        assert isinstance(events[-1], ua.HungUp) and events[-1].by == "local"
+        code = yield svc.send_message("alice", "+8613670128297\n(L1)你好".encode())
+        assert code in (200, 202)
+    finally:
+        yield svc.stopService()
