@@ -1,0 +1,78 @@
+"""build_service(gateway): config, line count, F-304 line.state wiring, clean stop."""
+
+import pytest_twisted
+from twisted.internet import reactor
+
+from goip_tw.config.model import default_config
+from goip_tw.config.sections.sip import SipConfig
+from goip_tw.config.sections.voip import SipAccount, VoipConfig
+from goip_tw.events import EventBus
+from goip_tw.sip.service import SipService, build_service
+from tests.peers.harness import free_port
+
+
+class FakeLine:
+    def __init__(self, number, state):
+        self.number, self.state = number, state
+
+
+class FakeModems:
+    def __init__(self, *lines):
+        self.lines = list(lines)
+
+
+class FakeGateway:
+    def __init__(self, config, modems):
+        self.config = config
+        self.reactor = reactor
+        self.events = EventBus()
+        self._modems = modems
+
+    def subsystem(self, name):
+        return self._modems if name == "modems" else None
+
+
+def per_line_config():
+    import attrs
+
+    cfg = default_config()
+    voip = VoipConfig(mode="per_line", auto_configure_lines=True, lines=(
+        SipAccount(auth_id="101", password="pw", registrar="127.0.0.1:9", expires=60),))
+    sip = SipConfig(bind_address="127.0.0.1", local_port=free_port(), tcp=False)
+    return attrs.evolve(cfg, voip=voip, sip=sip)
+
+
+def test_build_service_reads_lines_and_their_mobile_state():
+    gw = FakeGateway(per_line_config(), FakeModems(FakeLine(1, "registered"),
+                                                   FakeLine(2, "searching")))
+    svc = build_service(gw)
+    assert svc.name == "sip" and svc.line_count == 2
+    assert [p.key for p in svc.plans] == ["line1", "line2"]
+    assert svc._line_network == {1: True, 2: False}
+    gw.events.publish("line.state", line=2, state="registered", previous="searching",
+                      reason="")
+    assert svc._line_network[2] is True
+    gw.events.publish("line.state", line=1, state="absent", previous="registered",
+                      reason="unplugged")
+    assert svc._line_network[1] is False and not svc.line_voip_registered(1)
+
+
+@pytest_twisted.inlineCallbacks
+def test_start_and_stop_leave_nothing_behind():
+    gw = FakeGateway(per_line_config(), FakeModems(FakeLine(1, "searching")))
+    svc = build_service(gw)
+    svc.startService()
+    assert svc.registrations["line1"].state == "disabled"     # SIM not registered
+    assert svc.health_state() == "0/1 registered"
+    yield svc.stopService()
+    assert svc.transport.ports == {}
+    pending = [c for c in reactor.getDelayedCalls()
+               if "goip_tw/sip" in repr(getattr(c, "func", ""))]
+    assert pending == []
+
+
+def test_default_voip_is_secure_and_valid():
+    voip = default_config().voip
+    assert voip.outgoing_auth == "address_or_password" and not voip.proxy_enabled
+    svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 4)
+    assert not svc.admission.trusted and svc.admission.verifier is None
