@@ -230,3 +230,51 @@ def test_gateway_calls_and_messages_baresip_through_kamailio(kamailio, baresip_f
         assert code in (200, 202)
     finally:
         yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_trunk_mode_registers_gateway1_and_accepts_x_ranges(kamailio):
+    """F-414: Gateway1 registration only with expiry > 0; calls accepted from
+    Gateway2/3 lists (X ranges), others refused; 603 when no prefix matches."""
+    kamailio.add_user("trunk-01", "tpw")
+    voip = VoipConfig(mode="trunk", trunk_gateway1=kamailio.address,
+                      trunk_gateway2="10.0.0.X", trunk_gateway3="127.0.0.X",
+                      trunk_expires=60, outgoing_auth="address",
+                      account=SipAccount(auth_id="trunk-01", password="tpw"),
+                      lines=(SipAccount(prefixes="00"), SipAccount()))
+    svc = SipService(reactor, sip_config(), voip, 2)
+    calls = RecordingCalls(answer=False)
+    svc.set_call_handler(calls)
+    svc.startService()
+    try:
+        yield poll_until(reactor, lambda: kamailio.contacts("trunk-01"), timeout=10)
+        # 127.0.0.X is in Gateway3: admitted; prefix 00 picks line 1
+        replies = yield udp_exchange(reactor, svc.port, raw_request(
+            "INVITE", f"sip:0013800138000@127.0.0.1:{svc.port}", body=SDP % 4000), wait=0.3)
+        assert len(calls.legs) == 1 and calls.legs[0].route.lines == (1,)
+        calls.legs[0].reject(486)
+    finally:
+        yield svc.stopService()
+    assert kamailio.contacts("trunk-01") == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_per_line_without_matching_prefix_is_603():
+    voip = VoipConfig(mode="per_line", outgoing_auth="address",
+                      trunk_gateway2="127.0.0.1",
+                      lines=(SipAccount(prefixes="001"), SipAccount(prefixes="002")))
+    svc = SipService(reactor, sip_config(), voip, 2)
+    calls = RecordingCalls(answer=False)
+    svc.set_call_handler(calls)
+    svc.startService()
+    try:
+        replies = yield udp_exchange(reactor, svc.port, raw_request(
+            "INVITE", f"sip:00313800138000@127.0.0.1:{svc.port}", body=SDP % 4000), wait=0.3)
+        assert any(r.startswith(b"SIP/2.0 603") for r in replies), replies
+        assert calls.legs == []
+        replies = yield udp_exchange(reactor, svc.port, raw_request(
+            "INVITE", f"sip:00213800138000@127.0.0.1:{svc.port}", body=SDP % 4000), wait=0.3)
+        assert calls.legs[0].route.lines == (2,)
+        calls.legs[0].reject(486)
+    finally:
+        yield svc.stopService()
