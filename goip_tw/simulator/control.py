@@ -4,6 +4,7 @@ another process.  Served on 127.0.0.1 only.
     GET  /                       network, modules (pty paths), phones
     GET  /events?since=N         what the network saw (calls, SMS, faults...)
     GET  /sms                    the SMS centre's log
+    GET  /calls                  call records (caller, callee, times, cause, DTMF)
     POST /sms        {from, to, text[, encoding]}    a remote party texts
     POST /phones     {number, answer_after, busy, reject, unreachable,
                       hangup_after, audio, dtmf, sms_echo, sms_reply}
@@ -113,6 +114,10 @@ class ControlApi:
             raise BadRequest("since", "since must be an integer") from None
         events = self.network.events
         return _json(request, {"next": len(events), "events": events[max(0, since):]})
+
+    @app.route("/calls", methods=["GET"])
+    def calls(self, request):
+        return _json(request, {"calls": self.network.call_records()})
 
     @app.route("/sms", methods=["GET"])
     def sms_log(self, request):

@@ -78,7 +78,7 @@ class Faults:
         elif kind == "urc_mid":
             self.urc_mid_next = int(params.get("count", 1))
             self.urc_mid_text = str(params.get("text", self.urc_mid_text))
-        elif kind == "error":
+        elif kind == "error":  # count -1: until cleared
             code = params.get("reply") or "+CME ERROR: 100"
             self.errors.append(
                 ErrorRule(str(params.get("command", "")), str(code), int(params.get("count", 1)))

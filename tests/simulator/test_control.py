@@ -84,6 +84,8 @@ def test_phone_call_dtmf_and_hangup(api):
     assert s.network.calls[-1].dtmf == ["1", "2"]
     code, _ = call(stub, "post", "/hangup", {"number": "+15554001"})
     assert code == 200 and s.network.calls[-1].state == "ended"
+    code, body = call(stub, "get", "/calls")
+    assert body["calls"][-1]["caller"] == "+15554001" and body["calls"][-1]["dtmf"] == "12"
 
 
 def test_module_controls(api):
