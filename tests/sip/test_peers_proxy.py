@@ -15,7 +15,7 @@ from goip_tw.sip.service import SipService
 from tests.peers.harness import (baresip_factory, free_port, peer_dir,  # noqa: F401
                                  poll_until, run_tool, sipsak_argv)
 from tests.sip.test_peers_fraud import RecordingMessages
-from tests.sip.test_peers_kamailio import RecordingCalls, sip_config
+from tests.sip.test_peers_kamailio import SDP, RecordingCalls, sip_config
 
 PASSWORD = "proxy-pass-7"
 
@@ -100,5 +100,31 @@ def test_baresip_registers_and_calls_through_the_lines(baresip_factory):
         closed = yield alice.wait_event(reactor, "CALL_CLOSED", timeout=15)
         assert len(calls.legs) == 1 and bob.find_event("CALL_INCOMING") is None
         assert "403" in closed.get("param", ""), closed
+    finally:
+        yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_gateway_calls_a_registered_softphone_extension(baresip_factory):
+    """GSM -> VoIP forward to extension ``alice`` (F-463) via the proxy's binding."""
+    from goip_tw.sip import ua
+
+    svc, calls, messages = proxy_gateway(lines=1)
+    try:
+        gw = f"127.0.0.1:{svc.port}"
+        alice = baresip_factory("alice", registrar=gw, password=PASSWORD)
+        yield poll_until(reactor, lambda: svc.registrar.is_user("alice"), timeout=10)
+        events = []
+        leg = svc.place_call("alice", caller="13800138000", line=1,
+                             local_sdp=SDP % free_port(), caller_id_mode="from")
+        leg.listener = events.append
+        incoming = yield alice.wait_event(reactor, "CALL_ESTABLISHED", timeout=10)
+        assert "13800138000" in incoming["peeruri"]           # caller ID as From user
+        yield poll_until(reactor, lambda: any(isinstance(e, ua.Answered) for e in events),
+                         timeout=5)
+        alice.command("hangup")
+        yield poll_until(reactor, lambda: any(isinstance(e, ua.HungUp) for e in events),
+                         timeout=10)
+        assert events[-1].by == "remote"
     finally:
         yield svc.stopService()
