@@ -18,6 +18,7 @@ from goip_tw.sms.lines import ModemSmsLine
 from goip_tw.sms.model import StatusReport
 from goip_tw.sms.queue import QueueSettings, SmsQueue
 from goip_tw.sms.router import Router
+from goip_tw.sms.sip_message import SipMessageRelay
 
 
 def router_from_config(cfg) -> Router:
@@ -51,6 +52,7 @@ class SmsService(service.MultiService):
         self._modem_lines: dict[int, object] = {}
         self.http_api = None
         self.goip_client = None
+        self.sip_relay = None
         try:
             from goip_tw.sms.http_api import GoipHttpApi
         except ImportError:  # pragma: no cover - module not present in this build
@@ -119,7 +121,19 @@ class SmsService(service.MultiService):
         modems = self._modems()
         for ls in getattr(modems, "lines", ()):
             self.attach_line(ls)
+        sip = self.gateway.subsystem("sip")
+        if sip is not None and hasattr(sip, "set_message_handler"):
+            cfg = self.gateway.config.sms
+            self.sip_relay = SipMessageRelay(self.queue, sip, report=cfg.sip_result_report,
+                                             first_line=cfg.sip_first_line_target)
+            sip.set_message_handler(self.sip_relay)
         return super().startService()
+
+    def stopService(self):
+        if self.sip_relay is not None:
+            self.sip_relay.close()
+            self.sip_relay = None
+        return super().stopService()
 
 
 def build_service(gateway):
