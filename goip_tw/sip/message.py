@@ -66,8 +66,7 @@ LIST_HEADERS = frozenset({
     "warning", "call-info", "alert-info", "error-info",
 })
 
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_FULL = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+").fullmatch
 
 
 class SipParseError(ValueError):
@@ -93,7 +92,7 @@ def _isnum(text: str) -> bool:
 
 
 def _is_token(text: str) -> bool:
-    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+    return _TOKEN_FULL(text) is not None
 
 
 def split_commas(value: str) -> list[str]:
@@ -401,6 +400,9 @@ class Via:
 # -------------------------------------------------------------------- headers
 
 
+_KEYS: dict[str, str] = {}
+
+
 class Headers:
     """Ordered header multimap keyed by canonical lower-case name.
 
@@ -433,13 +435,21 @@ class Headers:
 
     @staticmethod
     def _key(name: str) -> str:
-        key = name.strip().lower()
-        return COMPACT.get(key, key)
+        key = _KEYS.get(name)
+        if key is None:
+            key = name.strip().lower()
+            key = COMPACT.get(key, key)
+            if len(_KEYS) < 4096:
+                _KEYS[name] = key
+        return key
 
     def get(self, name: str, default=None):
         """The first value of ``name`` (raw text, may be comma-joined)."""
-        key = self._key(name)
-        for k, v in self._load():
+        key = _KEYS.get(name) or self._key(name)
+        items = self._items
+        if items is None:
+            items = self._load()
+        for k, v in items:
             if k == key:
                 return v
         return default
@@ -510,13 +520,23 @@ def _parse_header_block(raw: str) -> list:
     items = []
     append = items.append
     compact = COMPACT
+    names = _NAMES
     for line in lines:
         n, c, v = line.partition(":")
-        k = n.rstrip().lower()
-        if not c or not k or " " in k or "\t" in k:
-            return _parse_header_block_slow(raw)
-        append((compact.get(k, k), v.strip()))
+        k = names.get(n)
+        if k is None or not c:
+            k = n.rstrip().lower()
+            if not c or not k or " " in k or "\t" in k:
+                return _parse_header_block_slow(raw)
+            k = compact.get(k, k)
+            if len(names) < 4096:
+                names[n] = k
+        append((k, v.strip()))
     return items
+
+
+#: raw header name as seen on the wire -> canonical key (bounded cache)
+_NAMES: dict[str, str] = {}
 
 
 def _parse_header_block_slow(raw: str) -> list:
@@ -558,9 +578,10 @@ class _Message:
     def to_bytes(self) -> bytes:
         """Serialise; Content-Length is the body's length in bytes (§20.14)."""
         out = [self._start_line()]
+        names = _CANONICAL
         for k, v in self.headers._load():
             if k != "content-length":
-                out.append(f"{canonical_name(k)}: {v}")
+                out.append(f"{names.get(k) or canonical_name(k)}: {v}")
         body = self.body
         out.append(f"Content-Length: {len(body)}")
         out.append("\r\n")
@@ -580,12 +601,7 @@ class _Message:
         raw = self.headers.get("cseq")
         if raw is None:
             raise SipParseError("cseq", "missing CSeq")
-        num, _, method = raw.partition(" ")
-        method = method.strip()
-        if not _isnum(num) or len(num) > 10 or int(num) >= 2 ** 31 or not _is_token(
-                method):
-            raise SipParseError("cseq", f"bad CSeq {raw[:40]!r}")
-        return int(num), method
+        return _parse_cseq(raw)
 
     @property
     def vias(self) -> list[Via]:
@@ -613,35 +629,83 @@ class _Message:
         return v
 
     def validate(self) -> None:
-        """Check what every UAS needs (§8.1.1, §20): raises ``SipParseError``."""
-        counts: dict[str, int] = {}
-        for k, _ in self.headers._load():
-            if k in _SINGLE:
-                counts[k] = counts.get(k, 0) + 1
-        for key in ("via", "from", "to", "call-id", "cseq"):
-            self._require(key)
-        for key, n in counts.items():
-            if n > 1:
-                raise SipParseError(key, f"{canonical_name(key)} appears {n} times")
-        vias = self.headers.get_all("via")
-        if len(vias) > MAX_HEADERS:
-            raise SipParseError("via", f"more than {MAX_HEADERS} Via values")
+        """Check what every UAS needs (§8.1.1, §20): raises ``SipParseError``.
+
+        One pass over the headers; Via, From and To are checked by regexes and
+        only parsed into objects when the regex balks (to name the problem).
+        """
+        first: dict[str, str] = {}
+        vias = []
+        single = _SINGLE
+        for k, v in self.headers._load():
+            if k == "via":
+                vias.append(v)
+            elif k in first:
+                if k in single:
+                    raise SipParseError(k, f"{canonical_name(k)} appears more than once")
+            else:
+                first[k] = v
+        for key in ("from", "to", "call-id", "cseq"):
+            if key not in first:
+                raise SipParseError(key, f"missing {canonical_name(key)}")
+        if not vias:
+            raise SipParseError("via", "missing Via")
+        if len(vias) > 1 or "," in vias[0]:
+            vias = [x for v in vias for x in split_commas(v)] if any(
+                "," in v for v in vias) else vias
+            if len(vias) > MAX_HEADERS:
+                raise SipParseError("via", f"more than {MAX_HEADERS} Via values")
+        check = _VIA_CHECK.fullmatch
         for v in vias:
-            Via.parse(v)
-        self.from_
-        self.to
-        self.cseq
-        if not self.call_id.strip() or " " in self.call_id.strip():
-            raise SipParseError("call-id", f"bad Call-ID {self.call_id[:40]!r}")
-        mf = self.headers.get("max-forwards")
+            if check(v) is None or "[" in v:
+                Via.parse(v)  # names the problem, or accepts what the regex could not
+        check = _NAMEADDR_CHECK.fullmatch
+        for key in ("from", "to"):
+            v = first[key]
+            if check(v) is None or "[" in v:
+                NameAddr.parse(v, key)
+        _parse_cseq(first["cseq"])
+        call_id = first["call-id"]
+        if not call_id or " " in call_id or "\t" in call_id:
+            raise SipParseError("call-id", f"bad Call-ID {call_id[:40]!r}")
+        mf = first.get("max-forwards")
         if mf is not None and (not _isnum(mf) or len(mf) > 5 or int(mf) > 255):
             raise SipParseError("max-forwards", f"bad Max-Forwards {mf[:20]!r}")
-        cl = self.headers.get("content-length")
+        cl = first.get("content-length")
         if cl is not None and (not _isnum(cl) or len(cl) > 9 or int(cl) != len(
                 self.body)):
             raise SipParseError("content-length", f"Content-Length {cl[:20]!r} "
                                 f"does not match body of {len(self.body)} bytes")
 
+
+def _parse_cseq(raw: str) -> tuple[int, str]:
+    num, _, method = raw.partition(" ")
+    method = method.strip()
+    if not _isnum(num) or len(num) > 10 or int(num) >= 2 ** 31 or not _is_token(method):
+        raise SipParseError("cseq", f"bad CSeq {raw[:40]!r}")
+    return int(num), method
+
+
+_TOKEN_RE = r"[A-Za-z0-9.!%*_+`'~-]+"
+_QUOTED_RE = r'"(?:[^"\\]|\\.)*"'
+_HOST_RE = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9_.-]*)"
+_LWS_RE = r"[ \t]*"
+_PVAL_RE = r'(?:[^\s;,"<>=]+|' + _QUOTED_RE + ")"
+_PARAMS_RE = rf"(?:{_LWS_RE};{_LWS_RE}{_TOKEN_RE}(?:{_LWS_RE}={_LWS_RE}{_PVAL_RE})?)*"
+_SCHEME_OTHER_RE = r"(?!(?i:sips?):)[A-Za-z][A-Za-z0-9+.-]*:"
+_URI_RE = (rf"(?:(?i:sips?):(?:[^@\s<>\"]+@)?{_HOST_RE}(?::[0-9]{{1,5}})?"
+           rf"(?:;[^\s<>\"?;]*)*(?:\?[^\s<>\"]*)?|{_SCHEME_OTHER_RE}[^\s<>\"]+)")
+_ADDRSPEC_RE = (rf"(?:(?i:sips?):(?:[^@\s<>\";?,]+@)?{_HOST_RE}(?::[0-9]{{1,5}})?"
+                rf"|{_SCHEME_OTHER_RE}[^\s<>\";,?]+)")
+#: Syntax checks at C speed for ``validate()``; anything they reject (or that
+#: holds an IPv6 reference) goes through the object parsers, which name the field.
+_VIA_CHECK = re.compile(
+    rf"SIP{_LWS_RE}/{_LWS_RE}2\.0{_LWS_RE}/{_LWS_RE}{_TOKEN_RE}[ \t]+{_HOST_RE}"
+    rf"(?:{_LWS_RE}:{_LWS_RE}[0-9]{{1,5}})?{_PARAMS_RE}{_LWS_RE}")
+_NAMEADDR_CHECK = re.compile(
+    rf"(?:(?:{_QUOTED_RE}{_LWS_RE}|(?:{_TOKEN_RE}[ \t]+)*(?:{_TOKEN_RE})?{_LWS_RE})"
+    rf"<{_URI_RE}>|{_ADDRSPEC_RE}){_PARAMS_RE}{_LWS_RE}")
+_RURI_CHECK = re.compile(_URI_RE)
 
 #: Headers that must not repeat (RFC 4475 §3.3.9, §3.3.10).
 _SINGLE = frozenset({"from", "to", "call-id", "cseq", "max-forwards",
@@ -665,8 +729,15 @@ class Request(_Message):
 
     def validate(self) -> None:
         super().validate()
-        uri = self.uri.resolve() if isinstance(self.uri, _LazyURI) else self.uri
-        if uri.headers is not None:
+        text = str(self.uri)
+        if _RURI_CHECK.fullmatch(text) is not None and "[" not in text:
+            if "?" in text.rpartition("@")[2] and text[:3].lower() == "sip":
+                raise SipParseError("request-uri", "headers are not allowed in a "
+                                    "Request-URI (§19.1.5)")
+            uri = None
+        else:
+            uri = self.uri.resolve() if isinstance(self.uri, _LazyURI) else self.uri
+        if uri is not None and uri.headers is not None:
             raise SipParseError("request-uri", "headers are not allowed in a "
                                 "Request-URI (§19.1.5)")
         num, method = self.cseq

@@ -134,6 +134,13 @@ def _stamp_via(msg: Request, source: Address) -> None:
         host = sent_by.rsplit(":", 1)[0] if sent_by.count(":") == 1 else sent_by
         if host == source.host:
             return
+    i = top.find(";rport")
+    j = i + 6
+    if i >= 0 and "received" not in top and (j == len(top) or top[j] in "; \t") and (
+            top.count(";rport") == 1):
+        vals[0] = f"{top[:j]}={source.port};received={source.host}{top[j:]}"
+        _replace_top_via(msg, vals)
+        return
     via = Via.parse(top)
     changed = False
     if via.host != source.host or via.received not in (None, source.host):
@@ -146,11 +153,49 @@ def _stamp_via(msg: Request, source: Address) -> None:
         changed = True
     if changed:
         vals[0] = str(via)
-        items = msg.headers._load()
-        for i, (k, v) in enumerate(items):
-            if k == "via":
-                items[i] = ("via", ", ".join(vals))
-                break
+        _replace_top_via(msg, vals)
+
+
+def _replace_top_via(msg, vals) -> None:
+    items = msg.headers._load()
+    for i, (k, v) in enumerate(items):
+        if k == "via":
+            items[i] = ("via", ", ".join(vals) if len(vals) > 1 else vals[0])
+            break
+
+
+def _via_reply(raw: str, source: Address) -> Address | None:
+    """§18.2.2/RFC 3581 destination from a plain top Via; None for odd ones."""
+    top = split_commas(raw)[0] if "," in raw else raw
+    head, _, params = top.partition(";")
+    parts = head.split()
+    if len(parts) != 2 or "[" in head or not parts[0].upper().startswith("SIP/2.0/"):
+        return None
+    host, colon, port = parts[1].partition(":")
+    received = rport = None
+    wants_rport = False
+    if params:
+        for p in params.split(";"):
+            k, eq, v = p.partition("=")
+            k = k.strip().lower()
+            if k == "received":
+                received = v.strip()
+            elif k == "rport":
+                wants_rport = True
+                v = v.strip()
+                if v:
+                    if not v.isdigit() or not v.isascii() or len(v) > 5:
+                        return None
+                    rport = int(v)
+    if rport:
+        return Address(source.transport, received or host, rport)
+    if received and wants_rport:
+        return Address(source.transport, received, source.port)
+    if colon:
+        if not port.isdigit() or not port.isascii() or len(port) > 5:
+            return None
+        return Address(source.transport, received or host, int(port))
+    return Address(source.transport, received or host, DEFAULT_PORTS.get(source.transport, 5060))
 
 
 class _Datagram(protocol.DatagramProtocol):
@@ -332,6 +377,12 @@ class TransportLayer:
         """§18.2.2 + RFC 3581, or the packet source when F-423 says so."""
         if source.reliable or self.config.reply_path == "source":
             return source
+        raw = response.headers.get("via")
+        if raw is None:
+            return source
+        fast = _via_reply(raw, source)
+        if fast is not None:
+            return fast
         try:
             via = response.top_via
         except SipParseError:
