@@ -92,3 +92,46 @@ def test_gammu_sendsms_reaches_the_other_sim(network, tmp_path):
     assert pdu.decode(stored[0].pdu).sender == sender.sim.msisdn
     entry = network.sms.log[-1]
     assert entry["from"] == sender.sim.msisdn and entry["status"] == "delivered"
+
+
+def test_done_when_cli_plus_gammu_sendsms(tmp_path):
+    """Issue 3's acceptance: ``python -m goip_tw.simulator --modules 2``, gammu on
+    the printed pty sends an SMS, the other module's SIM receives it."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "goip_tw.simulator", "--modules", "2", "--control-port", "0",
+         "--reg-delay", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root)
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(5)]
+        at1 = lines[0].split(" at ")[1].split()[0]
+        number2 = lines[1].rsplit(" number ", 1)[1]
+        port = int(lines[4].rsplit(":", 1)[1].strip("/"))
+        rc = tmp_path / "gammurc"
+        with open(TEMPLATE) as f:
+            rc.write_text(f.read().replace("{device}", at1))
+        time.sleep(1.0)  # boot + registration (0.5 s + 0.2 s) in the other process
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        done = subprocess.run([GAMMU, "-c", str(rc), "sendsms", "TEXT", number2, "-text",
+                               "done when"], capture_output=True, text=True, timeout=60,
+                              env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            state = json.load(r)
+        module2 = state["modules"][1]
+        assert module2["msisdn"] == number2
+        assert module2["slots"][0]["sms_used"] == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/sms", timeout=5) as r:
+            log = json.load(r)["log"]
+        assert log[-1]["to"] == number2 and log[-1]["text"] == "done when"
+        assert log[-1]["status"] == "delivered"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
