@@ -133,14 +133,15 @@ class InboundMessage:
 
 # --- implementation ------------------------------------------------------------------
 #
-# A small dialog record (§12) per leg; goip_tw.sip.dialog can replace it without
-# changing the leg API above.
+# Dialog state (§12) comes from goip_tw.sip.dialog; transactions from
+# goip_tw.sip.transaction.
 
 import os  # noqa: E402
 
 from twisted.internet import defer  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 
+from goip_tw.sip.dialog import Dialog, DialogTable, uri_address  # noqa: E402,F401
 from goip_tw.sip.message import NameAddr, Request, Response, SipParseError, SipURI  # noqa: E402
 from goip_tw.sip.transport import Address  # noqa: E402
 
@@ -149,14 +150,6 @@ log = Logger(namespace="goip.sip.ua")
 SDP = "application/sdp"
 CALLER_ID_MODES = ("off", "rpid", "from", "pai")
 _DTMF_CHARS = set("0123456789*#ABCDabcd")
-
-
-def uri_address(uri: SipURI, default_transport: str = "udp") -> Address:
-    """Where to send a request for ``uri`` (IP literals; names are resolved upstream)."""
-    transport = uri.param("transport", default_transport).lower()
-    host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
-    port = uri.port or (5061 if transport == "tls" else 5060)
-    return Address(transport, host, port)
 
 
 def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
@@ -178,46 +171,6 @@ def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
     return (digit, duration) if digit else None
 
 
-class _Dialog:
-    """The §12 state a leg needs for in-dialog requests."""
-
-    def __init__(self, call_id: str, local: NameAddr, remote: NameAddr,
-                 remote_target: SipURI, route_set: list[str], local_cseq: int,
-                 transport: str):
-        self.call_id = call_id
-        self.local = local
-        self.remote = remote
-        self.remote_target = remote_target
-        self.route_set = route_set
-        self.local_cseq = local_cseq
-        self.transport = transport
-
-    @property
-    def local_tag(self) -> str:
-        return self.local.tag or ""
-
-    def destination(self) -> Address:
-        if self.route_set:
-            first = NameAddr.parse(self.route_set[0], "route")
-            return uri_address(first.uri, self.transport)
-        return uri_address(self.remote_target, self.transport)
-
-    def request(self, method: str, contact: str) -> Request:
-        """A new in-dialog request (§12.2.1.1); loose routing assumed (``;lr``)."""
-        self.local_cseq += 1
-        req = Request(method, self.remote_target)
-        h = req.headers
-        for route in self.route_set:
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        h.add("From", str(self.local))
-        h.add("To", str(self.remote))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{self.local_cseq} {method}")
-        h.add("Contact", contact)
-        return req
-
-
 class _Leg:
     """What both directions share: listener, dialog, BYE/INFO handling."""
 
@@ -228,7 +181,7 @@ class _Leg:
         self.account = account
         self.line = line
         self.listener: Listener = lambda event: None
-        self.dialog: _Dialog | None = None
+        self.dialog: Dialog | None = None
         self.state = "new"
         self.local_sdp = b""
         self.remote_sdp = b""
@@ -247,9 +200,9 @@ class _Leg:
         """SIP INFO application/dtmf-relay (F-427 out-of-band)."""
         if self.state != "confirmed" or self.dialog is None or digit not in _DTMF_CHARS:
             return None
-        req = self.dialog.request("INFO", self.core.contact(self.account))
-        req.headers.add("Content-Type", "application/dtmf-relay")
-        req.body = f"Signal={digit}\r\nDuration={int(ms)}\r\n".encode()
+        req = self.dialog.request("INFO", self.core.contact(self.account),
+                                  f"Signal={digit}\r\nDuration={int(ms)}\r\n".encode(),
+                                  "application/dtmf-relay")
         return self.core.transactions.send_request(req, self.dialog.destination())
 
     def _send_bye(self) -> None:
@@ -269,6 +222,10 @@ class _Leg:
     def in_dialog_request(self, txn) -> None:
         req: Request = txn.request
         method = req.method
+        error = self.dialog.check_incoming(req) if self.dialog is not None else None
+        if error is not None:
+            txn.respond(error)
+            return
         if method == "BYE":
             txn.respond(req.make_response(200))
             self._stop_2xx()
@@ -349,14 +306,15 @@ class InboundLeg(_Leg):
             return
         self.local_sdp = local_sdp
         resp = self._response(200, sdp=local_sdp)
-        req = self.request
-        route_set = req.headers.get_all("record-route")
         try:
-            target = NameAddr.parse(req.headers.get("contact") or "", "contact").uri
+            self.dialog = Dialog.from_uas(self.request, self.local_tag,
+                                          self.txn.source.transport)
         except SipParseError:
-            target = req.from_.uri
-        self.dialog = _Dialog(self.call_id, req.to.with_tag(self.local_tag), req.from_,
-                              target, route_set, 0, self.txn.source.transport)
+            # no usable Contact: answer towards the From URI (lenient, §8.1.1.8)
+            req = self.request
+            self.dialog = Dialog(self.call_id, req.to.with_tag(self.local_tag), req.from_,
+                                 req.from_.uri, list(req.headers.get_all("record-route")),
+                                 0, self.txn.source.transport, remote_cseq=req.cseq[0])
         self.state = "answered"
         self.core._remember(self)
         self.txn.respond(resp)
@@ -469,14 +427,12 @@ class OutboundLeg(_Leg):
             self._end(Failed(self, code=status, reason=response.reason))
 
     def _confirm(self, response: Response) -> None:
-        req = self.request
-        route_set = list(reversed(response.headers.get_all("record-route")))
         try:
-            target = NameAddr.parse(response.headers.get("contact") or "", "contact").uri
+            self.dialog = Dialog.from_uac(self.request, response)
         except SipParseError:
-            target = req.uri
-        self.dialog = _Dialog(self.call_id, req.from_, response.to, target, route_set,
-                              req.cseq[0], self.dest.transport)
+            self.dialog = Dialog(self.call_id, self.request.from_, response.to,
+                                 self.request.uri, [], self.request.cseq[0])
+        self.dialog.transport = self.dest.transport
         self._send_ack(response)
         if self.state == "cancelling":
             # the 200 crossed our CANCEL: confirm then end at once (§9.1)
@@ -490,18 +446,8 @@ class OutboundLeg(_Leg):
         self._emit(Answered(self, sdp=self.remote_sdp))
 
     def _send_ack(self, response: Response) -> None:
-        d = self.dialog
-        ack = Request("ACK", d.remote_target)
-        for route in d.route_set:
-            ack.headers.add("Route", route)
-        ack.headers.add("Max-Forwards", "70")
-        ack.headers.add("From", str(d.local))
-        ack.headers.add("To", str(d.remote))
-        ack.headers.add("Call-ID", d.call_id)
-        ack.headers.add("CSeq", f"{self.request.cseq[0]} ACK")
-        ack.headers.add("Contact", self.core.contact(self.account))
-        self._ack = ack
-        self.core.transactions.send_ack(ack, d.destination())
+        self._ack = self.dialog.ack(self.request, response)
+        self.core.transactions.send_ack(self._ack, self.dialog.destination())
 
     def _again_2xx(self, response: Response) -> None:
         if self.dialog is not None and getattr(self, "_ack", None) is not None:
@@ -537,7 +483,7 @@ class UaCore:
         self.clock = clock
         self._contact_for = contact_for
         self._authorize = authorize
-        self.legs: dict[tuple[str, str], _Leg] = {}
+        self.dialogs = DialogTable()
 
     def contact(self, account: str) -> str:
         return self._contact_for(account)
@@ -554,19 +500,21 @@ class UaCore:
         retry.headers.set("CSeq", f"{num + 1} {method}")
         return retry
 
+    @property
+    def legs(self) -> dict:
+        """Established legs by dialog id (call_id, local_tag, remote_tag)."""
+        return dict(self.dialogs._dialogs)
+
     def _remember(self, leg: _Leg) -> None:
         if leg.dialog is not None:
-            self.legs[(leg.dialog.call_id, leg.dialog.local_tag)] = leg
+            self.dialogs.add(leg.dialog, owner=leg)
 
     def _forget(self, leg: _Leg) -> None:
         if leg.dialog is not None:
-            self.legs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+            self.dialogs.remove(leg.dialog)
 
     def find(self, request: Request) -> _Leg | None:
-        try:
-            return self.legs.get((request.call_id, request.to.tag or ""))
-        except SipParseError:
-            return None
+        return self.dialogs.match(request)
 
     def in_dialog(self, txn) -> bool:
         """Handle a request with a To tag; 481 when no dialog matches (§12.2.2)."""
@@ -612,7 +560,6 @@ class UaCore:
         """Hang up every leg (shutdown)."""
         for leg in list(self.legs.values()):
             leg.hangup()
-        self.legs.clear()
 
 
 def caller_id_headers(mode: str, caller: str, display: str, account_user: str,
