@@ -29,6 +29,7 @@ from goip_tw.config.sections.sip import SipConfig
 from goip_tw.config.sections.voip import VoipConfig
 from goip_tw.sip import ua as ua_mod
 from goip_tw.sip.admission import AddressSet, Admission, DigestAuth
+from goip_tw.sip.dialog import check_request
 from goip_tw.sip.message import NameAddr, Request, SipParseError, SipURI
 from goip_tw.sip.registrar import Registrar
 from goip_tw.sip.registration import (Registration, RegistrationState, _host_port,
@@ -40,6 +41,7 @@ from goip_tw.sip.transport import Address, TransportLayer
 log = Logger(namespace="goip.sip.service")
 
 MAX_MESSAGE_BODY = 4096
+ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE", "UPDATE")
 
 
 def _is_ip(host: str) -> bool:
@@ -236,6 +238,11 @@ class SipService(service.Service):
                 self.ua.in_dialog(txn)
                 return
             method = req.method
+            allow = ALLOW + (("REGISTER",) if self.registrar is not None else ())
+            error = check_request(req, allow=allow)
+            if error is not None:
+                txn.respond(error)
+                return
             if method == "OPTIONS":
                 resp = req.make_response(200, to_tag=self.transactions.new_tag())
                 resp.headers.add("Allow", self.ua.ALLOW)

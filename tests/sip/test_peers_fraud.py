@@ -210,3 +210,31 @@ def test_right_password_from_an_unknown_socket_reaches_the_call_layer():
     finally:
         yield attacker.close()
         yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_odd_requests_get_clean_errors_and_options_still_works():
+    """§8.2 checks before admission; the stack keeps answering afterwards."""
+    svc, calls, messages = gateway(VoipConfig(**STRANGERS))
+    try:
+        target = f"sip:100@127.0.0.1:{svc.port}"
+        cases = [
+            (raw_request("SUBSCRIBE", target), 405),
+            (raw_request("REGISTER", target), 405),                 # no embedded proxy
+            (raw_request("INVITE", target, headers="Require: 100rel-x\r\n"), 420),
+            (raw_request("INVITE", target.replace("sip:", "im:"), body=b""), 416),
+            (raw_request("BYE", target), 481),
+            (b"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9"
+             b"hG4bKx\r\nCSeq: x\r\n\r\n", None),                      # garbage: 400 or drop
+        ]
+        for data, expected in cases:
+            replies = yield udp_exchange(reactor, svc.port, data, wait=0.2)
+            codes = [s for s in status_of(replies) if s >= 200]
+            if expected is not None:
+                assert codes and codes[0] == expected, (data[:40], replies)
+        replies = yield udp_exchange(reactor, svc.port, raw_request("OPTIONS", target),
+                                     wait=0.2)
+        assert 200 in status_of(replies)
+        assert calls.legs == []
+    finally:
+        yield svc.stopService()
