@@ -5,7 +5,8 @@ Encoding follows G.711's segment tables as in the classic Sun reference
 (A-law on the top 13 bits, mu-law on the top 14 bits with bias 0x84, clip
 at 8159), which is also what CPython's ``audioop`` computes, so results are
 bit-exact with it.  Input and output are ``bytes``: a typed memoryview
-argument costs about twice as much per 20 ms frame.
+argument costs about twice as much per 20 ms frame.  The GIL is released only
+for long buffers: for a 20 ms frame releasing it costs more than the loop.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -95,15 +96,31 @@ cdef void _init() noexcept:
 _init()
 
 
+cdef inline void _encode_loop(const uint16_t *src, uint8_t *dst, Py_ssize_t n,
+                              const uint8_t *table) noexcept nogil:
+    # unrolled by four: gcc keeps four independent table loads in flight
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        dst[i] = table[src[i]]
+        dst[i + 1] = table[src[i + 1]]
+        dst[i + 2] = table[src[i + 2]]
+        dst[i + 3] = table[src[i + 3]]
+        i += 4
+    while i < n:
+        dst[i] = table[src[i]]
+        i += 1
+
+
 cdef bytes _encode(bytes pcm, const uint8_t *table):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(pcm) >> 1
-    cdef Py_ssize_t i
     cdef const uint16_t *src = <const uint16_t *>PyBytes_AS_STRING(pcm)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
     cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(out)
-    with nogil:
-        for i in range(n):
-            dst[i] = table[src[i]]
+    if n < 4096:
+        _encode_loop(src, dst, n, table)
+    else:
+        with nogil:
+            _encode_loop(src, dst, n, table)
     return out
 
 
@@ -113,9 +130,8 @@ cdef bytes _decode(bytes data, const int16_t *table):
     cdef const uint8_t *src = <const uint8_t *>PyBytes_AS_STRING(data)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, n * 2)
     cdef int16_t *dst = <int16_t *>PyBytes_AS_STRING(out)
-    with nogil:
-        for i in range(n):
-            dst[i] = table[src[i]]
+    for i in range(n):
+        dst[i] = table[src[i]]
     return out
 
 

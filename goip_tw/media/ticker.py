@@ -47,6 +47,7 @@ class Ticker:
         self.skipped = 0
         self.errors = 0
         self.lateness: list[float] = []
+        self.completion: list[float] = []  # deadline -> end of the slot's callbacks
         self._lateness_max = lateness_samples
 
     def __len__(self) -> int:
@@ -99,6 +100,8 @@ class Ticker:
                 except Exception:
                     self.errors += 1
                     log.failure("media tick callback failed")
+        if len(self.completion) < self._lateness_max:
+            self.completion.append(self.now() - deadline)
         self.ticks += 1
         self._n += 1
         if self._count:
@@ -109,6 +112,8 @@ class Ticker:
                 self._n += 1
             self._schedule()
 
-    def take_lateness(self) -> list[float]:
-        out, self.lateness = self.lateness, []
+    def take_lateness(self) -> tuple[list[float], list[float]]:
+        """Wake-up lateness and slot completion lateness samples since the last call."""
+        out = (self.lateness, self.completion)
+        self.lateness, self.completion = [], []
         return out

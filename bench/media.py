@@ -1,0 +1,401 @@
+#!/usr/bin/env python
+"""Media engine benchmarks (issue 6): G.711, G.729 and bridged calls per core.
+
+Prints ``name: value unit`` lines; every ratio is measured in the same run:
+
+* G.711 encode/decode on 1 s buffers and 160-sample frames: our Cython codec
+  against ``audioop`` and against a plain C lookup loop this script compiles.
+* G.729 encode+decode per 10 ms frame: our wrapper against a C loop over
+  bcg729 compiled here (full-duplex channels per core = 10 ms / that time).
+* Bridged calls on one core: RTP <-> 20 ms PCM frames through the jitter buffer,
+  the shared ticker, the codec and the RTP stack, both directions; a reflector
+  process on the other core echoes every packet.  The largest call count with
+  p99 send lateness < 2 ms, no frames dropped and the core not saturated.
+
+Run: ``.venv/bin/python bench/media.py`` (``--quick`` for a shorter run).  The
+machine is shared: figures are noisy; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+C_G711 = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static uint8_t enc[65536];
+static int16_t dec[256];
+static int seg(int v, const int *e) { for (int i = 0; i < 8; i++) if (v <= e[i]) return i; return 8; }
+static const int A[8] = {0x1F,0x3F,0x7F,0xFF,0x1FF,0x3FF,0x7FF,0xFFF};
+static uint8_t alaw(int p) {
+    int mask, s, a; p >>= 3;
+    if (p >= 0) mask = 0xD5; else { mask = 0x55; p = -p - 1; }
+    s = seg(p, A); if (s >= 8) return 0x7F ^ mask;
+    a = s << 4; a |= (s < 2) ? ((p >> 1) & 0xF) : ((p >> s) & 0xF);
+    return a ^ mask;
+}
+static int16_t alaw_dec(int a) {
+    int t, s; a ^= 0x55; t = (a & 0xF) << 4; s = (a & 0x70) >> 4;
+    if (s == 0) t += 8; else if (s == 1) t += 0x108; else { t += 0x108; t <<= s - 1; }
+    return (a & 0x80) ? t : -t;
+}
+static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+int main(int argc, char **argv) {
+    int iters = atoi(argv[1]); const int n = 8000;
+    int16_t *in = malloc(n * 2); uint8_t *out = malloc(n); int16_t *back = malloc(n * 2);
+    for (int i = 0; i < 65536; i++) enc[i] = alaw((int16_t)i);
+    for (int i = 0; i < 256; i++) dec[i] = alaw_dec(i);
+    srand(1); for (int i = 0; i < n; i++) in[i] = (int16_t)(rand() & 0xFFFF);
+    volatile unsigned sink = 0;
+    double t0 = now();
+    for (int it = 0; it < iters; it++) { for (int i = 0; i < n; i++) out[i] = enc[(uint16_t)in[i]]; sink += out[it % n]; }
+    double t1 = now();
+    for (int it = 0; it < iters; it++) { for (int i = 0; i < n; i++) back[i] = dec[out[i]]; sink += back[it % n]; }
+    double t2 = now();
+    printf("%f %f\n", (double)iters * n * 2 / (t1 - t0) / 1e6, (double)iters * n * 2 / (t2 - t1) / 1e6);
+    return 0;
+}
+"""
+
+C_G729 = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <bcg729/encoder.h>
+#include <bcg729/decoder.h>
+static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+int main(int argc, char **argv) {
+    int frames = atoi(argv[1]);
+    FILE *f = fopen(argv[2], "rb"); static int16_t pcm[8000 * 10]; size_t n = fread(pcm, 2, 8000 * 10, f); fclose(f);
+    size_t nf = n / 80;
+    bcg729EncoderChannelContextStruct *e = initBcg729EncoderChannel(0);
+    bcg729DecoderChannelContextStruct *d = initBcg729DecoderChannel();
+    uint8_t bits[10]; uint8_t len; int16_t out[80]; volatile int sink = 0;
+    double t0 = now();
+    for (int i = 0; i < frames; i++) {
+        bcg729Encoder(e, pcm + (i % nf) * 80, bits, &len);
+        bcg729Decoder(d, bits, len, 0, 0, 0, out);
+        sink += out[i % 80];
+    }
+    double t1 = now();
+    printf("%f\n", (t1 - t0) / frames * 1e6);
+    return 0;
+}
+"""
+
+
+def compile_c(src: str, name: str, tmp: str, libs=()) -> str | None:
+    path = os.path.join(tmp, name + ".c")
+    exe = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(src)
+    cmd = ["gcc", "-O3", "-o", exe, path, *[f"-l{lib}" for lib in libs]]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"# {name}: C reference did not build: {r.stderr.strip()[:200]}")
+        return None
+    return exe
+
+
+def out(name, value, unit=""):
+    print(f"{name}: {value} {unit}".rstrip(), flush=True)
+
+
+def best(fn, number, repeat=5):
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def speech(seconds: int) -> bytes:
+    rnd = random.Random(5)
+    n = 8000 * seconds
+    return array.array("h", [int(6000 * math.sin(2 * math.pi * 230 * i / 8000)
+                                 + 2500 * math.sin(2 * math.pi * 1190 * i / 8000)
+                                 + rnd.gauss(0, 800)) for i in range(n)]).tobytes()
+
+
+def bench_g711(tmp: str, quick: bool):
+    from goip_tw.media import _g711
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    rnd = random.Random(1)
+    buf = array.array("h", [rnd.randint(-32768, 32767) for _ in range(8000)]).tobytes()
+    frame = buf[:320]
+    enc = _g711.lin2alaw(buf)
+    efr = enc[:160]
+    n = 200 if quick else 1000
+    ours_e = len(buf) / best(lambda: _g711.lin2alaw(buf), n) / 1e6
+    ours_d = len(buf) / best(lambda: _g711.alaw2lin(enc), n) / 1e6
+    ao_e = len(buf) / best(lambda: audioop.lin2alaw(buf, 2), n) / 1e6
+    ao_d = len(buf) / best(lambda: audioop.alaw2lin(enc, 2), n) / 1e6
+    exe = compile_c(C_G711, "g711ref", tmp)
+    c_e = c_d = None
+    if exe:
+        runs = [subprocess.run([exe, str(n * 10)], capture_output=True, text=True).stdout.split()
+                for _ in range(3)]
+        c_e = max(float(r[0]) for r in runs)
+        c_d = max(float(r[1]) for r in runs)
+    out("g711_encode_1s_ours", f"{ours_e:.0f}", "MB/s")
+    out("g711_encode_1s_audioop", f"{ao_e:.0f}", "MB/s")
+    if c_e:
+        out("g711_encode_1s_c_loop", f"{c_e:.0f}", "MB/s")
+    out("g711_decode_1s_ours", f"{ours_d:.0f}", "MB/s")
+    out("g711_decode_1s_audioop", f"{ao_d:.0f}", "MB/s")
+    if c_d:
+        out("g711_decode_1s_c_loop", f"{c_d:.0f}", "MB/s")
+    out("g711_encode_ratio_vs_audioop", f"{ours_e / ao_e:.2f}", "x")
+    out("g711_decode_ratio_vs_audioop", f"{ours_d / ao_d:.2f}", "x")
+    if c_e:
+        out("g711_encode_ratio_vs_c", f"{ours_e / c_e:.2f}", "x")
+        out("g711_decode_ratio_vs_c", f"{ours_d / c_d:.2f}", "x")
+    m = 20000 if quick else 200000
+    fe = best(lambda: _g711.lin2alaw(frame), m) * 1e9
+    fa = best(lambda: audioop.lin2alaw(frame, 2), m) * 1e9
+    de = best(lambda: _g711.alaw2lin(efr), m) * 1e9
+    da = best(lambda: audioop.alaw2lin(efr, 2), m) * 1e9
+    out("g711_encode_frame_ours", f"{fe:.0f}", "ns")
+    out("g711_encode_frame_audioop", f"{fa:.0f}", "ns")
+    out("g711_decode_frame_ours", f"{de:.0f}", "ns")
+    out("g711_decode_frame_audioop", f"{da:.0f}", "ns")
+
+
+def bench_g729(tmp: str, quick: bool):
+    from goip_tw.media import codecs
+    if not codecs.G729.available:
+        out("g729_ratio_vs_c", "unavailable", "")
+        return
+    pcm = speech(10)
+    raw = os.path.join(tmp, "speech.raw")
+    with open(raw, "wb") as f:
+        f.write(pcm)
+    frames = 5000 if quick else 20000
+    exe = compile_c(C_G729, "g729ref", tmp, libs=("bcg729",))
+    c_us = None
+    if exe:
+        c_us = min(float(subprocess.run([exe, str(frames), raw], capture_output=True,
+                                        text=True).stdout) for _ in range(3))
+    enc, dec = codecs.G729.new_encoder(), codecs.G729.new_decoder()
+    packets = [pcm[i:i + 320] for i in range(0, len(pcm), 320)]
+
+    def run():
+        for p in packets[:frames // 2]:
+            dec.decode(enc.encode(p))
+    ours = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        run()
+        ours.append((time.perf_counter() - t0) / (2 * len(packets[:frames // 2])) * 1e6)
+    ours_us = min(ours)
+    out("g729_frame_ours", f"{ours_us:.1f}", "us per 10 ms frame enc+dec")
+    out("g729_channels_per_core_ours", f"{10000 / ours_us:.0f}", "channels")
+    if c_us:
+        out("g729_frame_c_loop", f"{c_us:.1f}", "us per 10 ms frame enc+dec")
+        out("g729_channels_per_core_c", f"{10000 / c_us:.0f}", "channels")
+        out("g729_ratio_vs_c", f"{c_us / ours_us:.2f}", "x")
+
+
+# -- bridged calls ---------------------------------------------------------------------
+
+REFLECTOR = r"""
+import os, socket, sys
+try:
+    os.sched_setaffinity(0, {int(sys.argv[1])})
+except Exception:
+    pass
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+while True:
+    data, addr = s.recvfrom(4096)
+    if data == b"quit":
+        break
+    s.sendto(data, addr)
+"""
+
+
+class ConstPort:
+    """A voice port that always has a frame: the module side costs nothing here."""
+
+    def __init__(self, frame):
+        self.frame = frame
+        self.written = 0
+        self.closed = False
+
+    def read_frame(self):
+        return self.frame
+
+    def write_frame(self, frame):
+        self.written += 1
+
+
+def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_port: int):
+    """One measurement in a fresh process: ``n`` bridged calls for ``seconds``."""
+    try:
+        os.sched_setaffinity(0, {core})
+    except (AttributeError, OSError):
+        pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    from twisted.internet import reactor
+    from goip_tw.media import codecs
+    from goip_tw.media.bridge import LegMedia, LineMedia, Session
+    from goip_tw.media.rtp import RtpStream
+    from goip_tw.media.ticker import Ticker
+
+    codec = codecs.get(codec_name)
+    ticker = Ticker(reactor, lateness_samples=10 ** 6)
+    frame = speech(1)[:320]
+    sessions, ports = [], []
+    for i in range(n):
+        stream = RtpStream(reactor, payload_types=())
+        ports.append(reactor.listenUDP(0, stream, interface="127.0.0.1"))
+        stream.set_remote(("127.0.0.1", reflector_port))
+        leg = LegMedia(reactor, stream, jitter_min_ms=20, jitter_max_ms=200)
+        leg.configure(codec, dtmf_pt=101)
+        s = Session(ticker, line=LineMedia(ConstPort(frame)), leg=leg)
+        s.bridged = True
+        sessions.append(s)
+    result = {}
+
+    def start():
+        for s in sessions:
+            s.update()
+        reactor.callLater(1.0, measure_start)
+
+    def measure_start():
+        ticker.take_lateness()
+        result["t0"] = time.monotonic()
+        result["ru0"] = resource.getrusage(resource.RUSAGE_SELF)
+        result["sent0"] = sum(s.leg.stream.counters.sent for s in sessions)
+        result["recv0"] = sum(s.leg.stream.counters.received for s in sessions)
+        result["lost0"] = sum(s.leg.jb.lost + s.leg.jb.underruns for s in sessions)
+        reactor.callLater(seconds, measure_end)
+
+    def measure_end():
+        wall = time.monotonic() - result["t0"]
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru.ru_utime - result["ru0"].ru_utime) + (ru.ru_stime - result["ru0"].ru_stime)
+        late, done = ticker.take_lateness()
+        late.sort()
+        done.sort()
+        sent = sum(s.leg.stream.counters.sent for s in sessions) - result["sent0"]
+        recv = sum(s.leg.stream.counters.received for s in sessions) - result["recv0"]
+        lost = sum(s.leg.jb.lost + s.leg.jb.underruns for s in sessions) - result["lost0"]
+        expected = n * wall / 0.020
+        pick = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else 0.0
+        print(json.dumps({
+            "calls": n, "codec": codec_name, "cpu": cpu / wall,
+            "cpu_per_call_us_per_packet": cpu / max(1, sent) * 1e6,
+            "p99_wake_ms": pick(late, 0.99), "p99_send_ms": pick(done, 0.99),
+            "max_send_ms": pick(done, 1.0), "sent_ratio": sent / expected,
+            "recv_ratio": recv / expected, "jb_lost_or_underrun": lost,
+            "skipped": ticker.skipped}), flush=True)
+        for s in sessions:
+            s.stop()
+        for p in ports:
+            p.stopListening()
+        reactor.stop()
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+
+
+def bench_calls(quick: bool):
+    from goip_tw.media import codecs
+    ncpu = os.cpu_count() or 1
+    core, other = 0, (1 if ncpu > 1 else 0)
+    refl = subprocess.Popen([sys.executable, "-c", REFLECTOR, str(other)],
+                            stdout=subprocess.PIPE, text=True)
+    port = int(refl.stdout.readline())
+    seconds = 2.0 if quick else 4.0
+    try:
+        for codec in ("PCMA", "G729"):
+            if codec == "G729" and not codecs.G729.available:
+                out("bridged_g729_calls_per_core", "unavailable", "")
+                continue
+            steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000, 1300]
+            good = None
+            for n in steps:
+                r = subprocess.run([sys.executable, __file__, "--child", str(n), codec,
+                                    str(seconds), str(core), str(port)],
+                                   capture_output=True, text=True, timeout=120)
+                try:
+                    res = json.loads(r.stdout.strip().splitlines()[-1])
+                except (IndexError, ValueError):
+                    print(f"# {codec} {n} calls: child failed: {r.stderr.strip()[-300:]}")
+                    break
+                ok = (res["p99_send_ms"] < 2.0 and res["cpu"] < 0.95
+                      and res["sent_ratio"] > 0.99 and res["recv_ratio"] > 0.98)
+                print(f"# {codec} {n:5d} calls: cpu {res['cpu'] * 100:5.1f}%  "
+                      f"p99 send {res['p99_send_ms']:.2f} ms (wake {res['p99_wake_ms']:.2f}, "
+                      f"max {res['max_send_ms']:.1f})  sent {res['sent_ratio']:.3f} "
+                      f"recv {res['recv_ratio']:.3f}  jb lost/underrun {res['jb_lost_or_underrun']}"
+                      f"  {'ok' if ok else 'FAIL'}", flush=True)
+                if not ok:
+                    break
+                good = res
+            tag = "g711" if codec == "PCMA" else "g729"
+            if good is None:
+                out(f"bridged_{tag}_calls_per_core", 0, "calls")
+                continue
+            out(f"bridged_{tag}_calls_per_core", good["calls"], "calls")
+            out(f"bridged_{tag}_p99_send_lateness", f"{good['p99_send_ms']:.2f}", "ms")
+            out(f"bridged_{tag}_cpu_per_call", f"{good['cpu'] / good['calls'] * 100:.3f}",
+                "% of a core")
+            out(f"bridged_{tag}_cpu_per_packet", f"{good['cpu_per_call_us_per_packet']:.1f}",
+                "us (send+receive, both directions)")
+    finally:
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"quit", ("127.0.0.1", port))
+        try:
+            refl.wait(5)
+        except subprocess.TimeoutExpired:
+            refl.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=("g711", "g729", "calls"))
+    ap.add_argument("--child", nargs=5, metavar=("N", "CODEC", "SECONDS", "CORE", "PORT"))
+    args = ap.parse_args()
+    if args.child:
+        n, codec, seconds, core, port = args.child
+        calls_child(int(n), codec, float(seconds), int(core), int(port))
+        return
+    try:
+        from goip_tw.media import _g711  # noqa: F401
+    except ImportError:
+        from goip_tw.media.build_ext import build_in_place
+        build_in_place()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "g711"):
+            bench_g711(tmp, args.quick)
+        if args.only in (None, "g729"):
+            bench_g729(tmp, args.quick)
+    if args.only in (None, "calls"):
+        bench_calls(args.quick)
+
+
+if __name__ == "__main__":
+    main()
