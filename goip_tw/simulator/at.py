@@ -270,5 +270,17 @@ def lookup(name: str, dialect: str):
     return func
 
 
+def flag_setting(module, cmd, attr: str, hi: int = 1):
+    """The common ``+X=<n>`` / ``+X?`` / ``+X=?`` shape over one setting."""
+    if cmd.kind == "set":
+        setattr(module.settings, attr, cmd.int_param(0, lo=0, hi=hi))
+        return []
+    if cmd.kind == "read":
+        return [f"{cmd.name}: {int(getattr(module.settings, attr))}"]
+    if cmd.kind == "test":
+        return [f"{cmd.name}: (0-{hi})"]
+    raise AtError(50)
+
+
 def quote(text: str) -> str:
     return f'"{text}"'

@@ -12,20 +12,10 @@ Command Manual (``+CICCID``, ``+CPCMREG``, ``+SPIC``).
 from __future__ import annotations
 
 from .at import AtError, command, quote
+from .at import flag_setting as _bool_setting
 
 Q = ("quectel",)
 S = ("simcom",)
-
-
-def _bool_setting(module, cmd, attr, hi=1):
-    if cmd.kind == "set":
-        setattr(module.settings, attr, cmd.int_param(0, lo=0, hi=hi))
-        return []
-    if cmd.kind == "read":
-        return [f"+{cmd.name.lstrip('+')}: {int(getattr(module.settings, attr))}"]
-    if cmd.kind == "test":
-        return [f"{cmd.name}: (0-{hi})"]
-    raise AtError(50)
 
 
 @command("E")

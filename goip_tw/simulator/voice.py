@@ -10,7 +10,7 @@ SIMCom SIM7500/SIM7600 AT Command Manual (``+CLCC`` URCs, ``+DDET``/
 
 from __future__ import annotations
 
-from .at import AtError, command
+from .at import AtError, command, flag_setting
 
 FRAME_SILENCE = bytes(320)
 RING_INTERVAL = 3.0
@@ -309,21 +309,10 @@ def ccwa(module, cmd):
     return []
 
 
-@command("+QTONEDET", dialects=("quectel",))
-def qtonedet(module, cmd):
-    if cmd.kind == "read":
-        return [f"+QTONEDET: {module.settings.tonedet}"]
-    if cmd.kind == "test":
-        return ["+QTONEDET: (0,1)"]
-    module.settings.tonedet = cmd.int_param(0, lo=0, hi=1)
-    return []
+def tonedet(module, cmd):
+    """Quectel ``AT+QTONEDET=<0|1>`` / SIMCom ``AT+DDET=<0|1>``."""
+    return flag_setting(module, cmd, "tonedet")
 
 
-@command("+DDET", dialects=("simcom",))
-def ddet(module, cmd):
-    if cmd.kind == "read":
-        return [f"+DDET: {module.settings.tonedet}"]
-    if cmd.kind == "test":
-        return ["+DDET: (0,1)"]
-    module.settings.tonedet = cmd.int_param(0, lo=0, hi=1)
-    return []
+command("+QTONEDET", dialects=("quectel",))(tonedet)
+command("+DDET", dialects=("simcom",))(tonedet)

@@ -127,6 +127,18 @@ class Sim:
             self.reactor.getDelayedCalls()
 
 
+def ready(make, modules=2, **kw):
+    """A network whose modules have booted, with echo off and +CME codes on."""
+    s = make(modules=modules, **kw)
+    clients = [s.client(i) for i in range(modules)]
+    s.settle(2)
+    for c in clients:
+        c.take()
+        c.cmd("ATE0")
+        c.cmd("AT+CMEE=1")
+    return s, clients
+
+
 @pytest.fixture
 def sim():
     made = []

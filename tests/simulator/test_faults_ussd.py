@@ -6,16 +6,11 @@ import pytest
 
 from goip_tw.modem import gsm7
 
+from .conftest import ready as conftest_ready
+
 
 def ready(sim, modules=1, **kw):
-    s = sim(modules=modules, **kw)
-    clients = [s.client(i) for i in range(modules)]
-    s.settle(2)
-    for c in clients:
-        c.take()
-        c.cmd("ATE0")
-        c.cmd("AT+CMEE=1")
-    return s, clients
+    return conftest_ready(sim, modules, **kw)
 
 
 def test_silent_module_ignores_commands_until_cleared(sim):

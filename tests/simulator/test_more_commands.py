@@ -6,18 +6,11 @@ from hypothesis import strategies as st
 
 from goip_tw.modem import pdu
 
-from .conftest import Sim
+from .conftest import ready as conftest_ready, Sim
 
 
 def ready(sim, modules=2, **kw):
-    s = sim(modules=modules, **kw)
-    clients = [s.client(i) for i in range(modules)]
-    s.settle(2)
-    for c in clients:
-        c.take()
-        c.cmd("ATE0")
-        c.cmd("AT+CMEE=1")
-    return s, clients
+    return conftest_ready(sim, modules, **kw)
 
 
 def test_simcom_boot_sequence_and_pin_counters(sim):

@@ -8,18 +8,11 @@ import pytest
 
 from goip_tw.simulator.audio import dominant_frequency, rms
 
-from .conftest import pump
+from .conftest import ready as conftest_ready, pump
 
 
 def ready(sim, modules=2, **kw):
-    s = sim(modules=modules, **kw)
-    clients = [s.client(i) for i in range(modules)]
-    s.settle(2)
-    for c in clients:
-        c.take()
-        c.cmd("ATE0")
-        c.cmd("AT+CMEE=1")
-    return s, clients
+    return conftest_ready(sim, modules, **kw)
 
 
 def number(s, i):
