@@ -309,7 +309,9 @@ class Network:
             if side is not None and side is not by:
                 side.call_ended(call, cause)
         self._charge_call(call)
-        self.calls = [c for c in self.calls if c.state != "ended" or c is call][-200:]
+        if len(self.calls) > 400:  # keep every live call and the latest ended ones
+            ended = [c for c in self.calls if c.state == "ended"][-200:]
+            self.calls = [c for c in self.calls if c.state != "ended" or c in ended]
 
     def charge(self, number: str, amount: float) -> None:
         """Prepaid balance (what ``*100#`` shows): SIM senders pay."""
