@@ -293,7 +293,7 @@ def test_call_records_are_kept(sim):
     s.network.add_remote_phone("+15551020", busy=True)
     for _ in range(3):
         a.cmd("ATD+15551020;")
-        s.settle(1)
+        s.settle(1.5)
     records = s.network.call_records()
     assert [r["cause"] for r in records] == [17, 17, 17]
     assert all(r["callee"] == "+15551020" and r["state"] == "ended" for r in records)
