@@ -36,7 +36,7 @@ from goip_tw.sip.registration import (Registration, RegistrationState, _host_por
                                       registrations_for)
 from goip_tw.sip.routing import PrefixRouter, Route
 from goip_tw.sip.transaction import Timers, TransactionLayer
-from goip_tw.sip.transport import Address, TransportLayer
+from goip_tw.sip.transport import Address, KeepAlive, TransportLayer
 
 log = Logger(namespace="goip.sip.service")
 
@@ -92,6 +92,7 @@ class SipService(service.Service):
         self._call_handler = None
         self._message_handler = None
         self._line_network: dict[int, bool] = {}
+        self._keepalives: dict[str, KeepAlive] = {}
 
     # -- wiring for other subsystems -------------------------------------
 
@@ -126,6 +127,9 @@ class SipService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         super().stopService()
+        for keepalive in self._keepalives.values():
+            keepalive.stop()
+        self._keepalives.clear()
         self.ua.stop()
         yield defer.DeferredList([reg.stop() for reg in self.registrations.values()])
         self.transactions.stop()
@@ -164,10 +168,41 @@ class SipService(service.Service):
         return False
 
     def _registration_changed(self, state: RegistrationState) -> None:
+        self._keepalive(state)
         if self.events is not None:
             self.events.publish("sip.registration", key=state.key, state=state.state,
                                 server=state.server, registered=state.registered,
                                 reason=state.reason)
+
+    def _keepalive(self, state: RegistrationState) -> None:
+        """F-426: keep the NAT binding towards the server we are registered at."""
+        mode = self.sip_config.keepalive_mode
+        old = self._keepalives.pop(state.key, None)
+        if old is not None:
+            old.stop()
+        if mode == "off" or not state.registered or not self.running:
+            return
+        host, port = _host_port(state.server)
+        if not _is_ip(host):
+            return
+        dest = Address("udp", host, port)
+        if mode == "crlf":
+            send = KeepAlive.crlf_sender(self.transport, dest)
+        else:
+            def send():
+                req = Request("OPTIONS", SipURI(host=host, port=port))
+                h = req.headers
+                local, lport = self.transport.sent_by("udp")
+                h.add("Max-Forwards", "70")
+                h.add("From", str(NameAddr(uri=SipURI(host=local, user="keepalive"))
+                                  .with_tag(self.transactions.new_tag())))
+                h.add("To", f"<sip:{host}:{port}>")
+                h.add("Call-ID", f"{self.transactions.new_branch()[7:]}@{local}")
+                h.add("CSeq", "1 OPTIONS")
+                self.transactions.send_request(req, dest)
+        keepalive = KeepAlive(self.reactor, send, self.sip_config.keepalive_interval)
+        self._keepalives[state.key] = keepalive
+        keepalive.start()
 
     def _send_to_server(self, request: Request, server: str):
         host, port = _host_port(server)

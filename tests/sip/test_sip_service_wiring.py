@@ -76,3 +76,31 @@ def test_default_voip_is_secure_and_valid():
     assert voip.outgoing_auth == "address_or_password" and not voip.proxy_enabled
     svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 4)
     assert not svc.admission.trusted and svc.admission.verifier is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_nat_keepalive_towards_the_registrar_while_registered():
+    """F-426: CRLF every keepalive_interval seconds while registered, none after."""
+    from twisted.internet.task import Clock
+
+    from goip_tw.sip.registration import RegistrationState
+
+    sip = SipConfig(bind_address="127.0.0.1", local_port=free_port(), tcp=False,
+                    keepalive_mode="crlf", keepalive_interval=30)
+    svc = SipService(reactor, sip, VoipConfig(), 1)
+    svc.startService()
+    try:
+        sent = []
+        svc.transport.send = lambda data, dest: sent.append((data, dest))
+        clock = svc.reactor = Clock()
+        svc._keepalive(RegistrationState("main", "registered", "127.0.0.1:5070", True))
+        clock.advance(30)
+        clock.advance(30)
+        assert [(d, (a.host, a.port)) for d, a in sent] == [
+            (b"\r\n\r\n", ("127.0.0.1", 5070))] * 2
+        svc._keepalive(RegistrationState("main", "failed", "127.0.0.1:5070", False))
+        clock.advance(60)
+        assert len(sent) == 2 and clock.getDelayedCalls() == []
+    finally:
+        svc.reactor = reactor
+        yield svc.stopService()
