@@ -60,24 +60,36 @@ def _h(algorithm: str, text: str) -> str:
     return ALGORITHMS[algorithm](text.encode("utf-8")).hexdigest()
 
 
-_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+_UNESCAPE = re.compile(r"\\(.)")
 
 
 def parse_auth_header(value: str) -> tuple[str, dict[str, str]]:
     """``Digest realm="x", nonce=y`` -> ``("digest", {"realm": "x", ...})``."""
-    value = value.strip()
-    scheme, _, rest = value.partition(" ")
+    scheme, _, rest = value.strip().partition(" ")
     params: dict[str, str] = {}
-    pos = 0
-    for _ in range(64):
-        m = _PARAM.match(rest, pos)
-        if not m or m.end() == pos:
-            break
-        v = m.group(2)
-        if v.startswith('"'):
-            v = re.sub(r"\\(.)", r"\1", v[1:-1])
-        params[m.group(1).lower()] = v
-        pos = m.end()
+    if "\\" not in rest:
+        for part in rest.split(",", 64):
+            k, eq, v = part.partition("=")
+            v = v.strip()
+            if v[:1] == '"':
+                if len(v) < 2 or v[-1] != '"':
+                    break  # a comma inside quotes: take the careful path
+                v = v[1:-1]
+            elif '"' in v:
+                break
+            k = k.strip().lower()
+            if k:
+                params[k] = v
+        else:
+            return scheme.lower(), params
+        params = {}
+    for k, v in _PARAM.findall(rest)[:64]:
+        if v[:1] == '"':
+            v = v[1:-1]
+            if "\\" in v:
+                v = _UNESCAPE.sub(r"\1", v)
+        params[k.lower()] = v
     return scheme.lower(), params
 
 
@@ -206,6 +218,7 @@ class DigestServer:
         self._failures: collections.OrderedDict[str, list] = collections.OrderedDict()
         self._locked: dict[str, float] = {}
         self._dummy = os.urandom(16).hex()
+        self._macs: dict[tuple[str, str], str] = {}
 
     # -- nonces ----------------------------------------------------------
 
@@ -214,7 +227,15 @@ class DigestServer:
         return f"{ts}.{self._mac(ts, source_host)}"
 
     def _mac(self, ts: str, host: str) -> str:
-        return hmac.new(self._secret, f"{ts}|{host}".encode(), hashlib.sha256).hexdigest()[:32]
+        key = (ts, host)
+        mac = self._macs.get(key)
+        if mac is None:
+            mac = hmac.new(self._secret, f"{ts}|{host}".encode(),
+                           hashlib.sha256).hexdigest()[:32]
+            if len(self._macs) >= 1024:
+                self._macs.clear()
+            self._macs[key] = mac
+        return mac
 
     def _nonce_state(self, nonce: str, source_host: str) -> str:
         ts, dot, mac = nonce.partition(".")
