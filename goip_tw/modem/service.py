@@ -60,6 +60,8 @@ def _simulated_lines(gateway):
         return []
     out = []
     link_dir = getattr(network, "link_dir", None)
+    sim_cfg = getattr(gateway.config, "simulator", None)
+    pin = getattr(sim_cfg, "sim_pin", "") or ""
     for m in network.modules:
         if link_dir:
             port = os.path.join(link_dir, f"module{m.number}-at")
@@ -69,7 +71,7 @@ def _simulated_lines(gateway):
                 m.start()
             port, voice = m.at_path, m.audio_path
         cfg = ModemLineConfig(port=port, voice_port=voice or "", name=f"line{m.number}",
-                              sim_slots=len(m.slots), sim_switch="simulator")
+                              sim_slots=len(m.slots), sim_switch="simulator", pin=pin)
         out.append((cfg, m))
     return out
 
