@@ -121,6 +121,7 @@ class SipService(service.Service):
             if not self._plan_line_up(plan):
                 reg._enabled = False
             reg.start()
+        self._resolve_trusted()
         log.info("SIP listening on {ports}; mode {mode}; {n} registration(s)",
                  ports=self.transport.ports, mode=self.voip.mode, n=len(self.plans))
 
@@ -247,6 +248,37 @@ class SipService(service.Service):
             hosts.append(self.voip.trunk_gateway1.strip())
         return AddressSet.parse(self.voip.trunk_gateway2, self.voip.trunk_gateway3
                                 ).with_hosts(hosts)
+
+    def _resolve_trusted(self) -> None:
+        """Add the addresses of server host names to the trusted set (F-425)."""
+        names = {(p.name, p.port) for p in self.admission.trusted.patterns
+                 if p.name and not _is_ip(p.name)}
+        for name, port in names:
+            d = self.reactor.resolve(name)
+
+            def add(ip, name=name, port=port):
+                item = f"{ip}:{port}" if port and ":" not in ip else ip
+                self.admission.trusted = self.admission.trusted.with_hosts([item])
+                log.info("trusting {name} as {item}", name=name, item=item)
+
+            d.addCallbacks(add, lambda f, name=name: log.warn(
+                "cannot resolve trusted server {name}: {error}", name=name,
+                error=f.getErrorMessage()))
+
+    def registration_status(self) -> list[dict]:
+        """Per registration, for the status page and API (F-304 VOIP column)."""
+        out = []
+        for plan in self.plans:
+            reg = self.registrations.get(plan.key)
+            snap = reg.snapshot() if reg is not None else None
+            out.append({"key": plan.key, "lines": list(plan.lines),
+                        "user": plan.account.user,
+                        "state": snap.state if snap else "idle",
+                        "server": snap.server if snap else plan.account.registrar,
+                        "registered": bool(snap and snap.registered),
+                        "expires": snap.expires if snap else 0,
+                        "reason": snap.reason if snap else ""})
+        return out
 
     def _contact_for(self, account: str) -> str:
         host, port = self.transport.sent_by("udp")

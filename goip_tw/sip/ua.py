@@ -152,6 +152,16 @@ CALLER_ID_MODES = ("off", "rpid", "from", "pai")
 _DTMF_CHARS = set("0123456789*#ABCDabcd")
 
 
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
     """Digit and duration of an INFO (application/dtmf-relay or application/dtmf)."""
     text = body.decode("utf-8", "replace").strip()
@@ -392,6 +402,23 @@ class OutboundLeg(_Leg):
         self.state = "calling"
 
     def start(self) -> None:
+        if not _is_ip(self.dest.host):
+            # a host name: resolve it first (A record); failure ends the leg with 503
+            d = self.core.clock.resolve(self.dest.host) if hasattr(
+                self.core.clock, "resolve") else defer.fail(OSError("no resolver"))
+
+            def resolved(ip):
+                self.dest = Address(self.dest.transport, ip, self.dest.port)
+                if self.state == "calling":
+                    self.start()
+
+            def failed(f):
+                log.info("cannot resolve {host}: {error}", host=self.dest.host,
+                         error=f.getErrorMessage())
+                self._end(Failed(self, code=503, reason="DNS failure"))
+
+            d.addCallbacks(resolved, failed)
+            return
         self.txn = self.core.transactions.start_client(
             self.request, self.dest, on_provisional=self._provisional, on_2xx=self._again_2xx)
         self.txn.result.addCallback(self._final)
@@ -454,6 +481,9 @@ class OutboundLeg(_Leg):
             self.core.transport.send(self._ack, self.dialog.destination())
 
     def cancel(self) -> None:
+        if self.state == "calling" and self.txn is None:
+            self._end(Failed(self, code=487, reason="cancelled"))
+            return
         if self.state == "calling" and self.txn is not None:
             self.state = "cancelling"
             d = self.txn.cancel()

@@ -104,3 +104,35 @@ def test_nat_keepalive_towards_the_registrar_while_registered():
     finally:
         svc.reactor = reactor
         yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_trusted_host_names_are_resolved_and_status_lists_registrations():
+    from tests.peers.harness import poll_until, raw_request, udp_exchange
+    from tests.sip.test_peers_kamailio import SDP, RecordingCalls
+
+    sip = SipConfig(bind_address="127.0.0.1", local_port=free_port(), tcp=False)
+    voip = VoipConfig(outgoing_auth="address", account=SipAccount(
+        auth_id="goip-01", registrar="localhost:9", expires=0))
+    svc = SipService(reactor, sip, voip, 2)
+    calls = RecordingCalls(answer=False)
+    svc.set_call_handler(calls)
+    svc.startService()
+    try:
+        yield poll_until(reactor, lambda: svc.admission.trusted.contains("127.0.0.1", 9),
+                         timeout=5)
+        assert not svc.admission.trusted.contains("127.0.0.1", 10)
+        assert svc.registration_status() == [{
+            "key": "main", "lines": [1, 2], "user": "goip-01", "state": "disabled",
+            "server": "localhost:9", "registered": False, "expires": 0,
+            "reason": "nothing to register"}]
+        # an outgoing call to a host name is resolved before the INVITE leaves
+        from goip_tw.sip import ua
+        events = []
+        leg = svc.place_call("101@localhost:9", line=1, local_sdp=SDP % 4000)
+        leg.listener = events.append
+        yield poll_until(reactor, lambda: leg.txn is not None, timeout=5)
+        assert leg.dest.host == "127.0.0.1"
+        leg.cancel()
+    finally:
+        yield svc.stopService()
