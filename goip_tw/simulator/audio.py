@@ -50,13 +50,18 @@ class AudioTicker:
         self._loop = None
 
     def tick(self, count: int = 1) -> None:
-        calls = self.network.active_calls()
+        calls = self.network.audio_calls()
         if not calls:
             self.stop()
             return
         for _ in range(min(max(count, 1), MAX_CATCH_UP)):
             self.ticks += 1
             for call in calls:
+                if call.state == "alerting" and call.ringback is not None:
+                    early = getattr(call.a, "push_early_audio", None)
+                    if early is not None:
+                        early(call, call.ringback.frame())
+                    continue
                 if call.state != "active" or call.b is None:
                     continue
                 try:
@@ -86,6 +91,23 @@ class ToneSource:
             phase += self.step
         self.phase = phase % (2 * math.pi)
         return struct.pack(f"<{FRAME_SAMPLES}h", *samples)
+
+
+class CadenceSource:
+    """A tone switched on and off (ringback: 425 Hz, 1 s on, 4 s off, as in
+    ITU-T E.180 / most of Europe)."""
+
+    def __init__(self, freq: float = 425, on_ms: int = 1000, off_ms: int = 4000,
+                 amplitude: int = 6000):
+        self.tone = ToneSource(freq, amplitude)
+        self.on_frames = max(1, on_ms // 20)
+        self.period = self.on_frames + max(0, off_ms // 20)
+        self.position = 0
+
+    def frame(self) -> bytes:
+        on = self.position < self.on_frames
+        self.position = (self.position + 1) % self.period
+        return self.tone.frame() if on else SILENCE
 
 
 class WavSource:

@@ -28,6 +28,9 @@ log = Logger()
 
 FRAME_BYTES = 320
 UPLINK_FRAMES = 10
+#: Downlink audio kept for a client that does not read (160 ms): beyond it,
+#: new frames are dropped whole, so a late reader gets little stale audio.
+AUDIO_BACKLOG_FRAMES = 8
 
 
 @attrs.frozen
@@ -180,7 +183,8 @@ class SimulatedModule(AtInterpreter):
             return
         self.at_port = PtyPort(self.reactor, self, name=f"module{self.number}-at")
         self.audio_port = PtyPort(self.reactor, _AudioProtocol(self),
-                                  name=f"module{self.number}-audio")
+                                  name=f"module{self.number}-audio",
+                                  unread_limit=AUDIO_BACKLOG_FRAMES * FRAME_BYTES)
         self._link()
         self.plugged = True
         self._boot()

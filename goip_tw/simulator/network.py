@@ -13,7 +13,7 @@ import time
 import attrs
 from twisted.logger import Logger
 
-from .audio import AudioTicker
+from .audio import AudioTicker, CadenceSource
 from .module import SimulatedModule
 from .phones import PhoneBehaviour, RemotePhone
 from .sim import DEFAULT_OPERATORS, SimCard, make_sim
@@ -62,6 +62,7 @@ class Call:
     cause: tuple = (0, "")
     timer: object = None
     dtmf: list = attrs.field(factory=list)
+    ringback: object = None
 
     def other(self, endpoint):
         return self.b if endpoint is self.a else self.a
@@ -81,7 +82,7 @@ class Network:
     def __init__(self, reactor, *, clock=None, operators=DEFAULT_OPERATORS,
                  smsc_number="+12125550000", link_dir=None, reg_delay=2.0,
                  boot_delay=0.5, no_answer_timeout=NO_ANSWER_TIMEOUT,
-                 sms_price=0.05, minute_price=0.10):
+                 sms_price=0.05, minute_price=0.10, ringback=True):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.timers = Timers(self.clock)
@@ -92,6 +93,7 @@ class Network:
         self.boot_delay = boot_delay
         self.no_answer_timeout = no_answer_timeout
         self.sms_price = sms_price
+        self.ringback = ringback
         self.minute_price = minute_price
         self.modules: list[SimulatedModule] = []
         self.phones: dict[str, RemotePhone] = {}
@@ -282,6 +284,9 @@ class Network:
             return
         call.state = "alerting"
         call.timer = self.timers.later(self.no_answer_timeout, self.end_call, call, NO_ANSWER)
+        if self.ringback:
+            call.ringback = CadenceSource()
+            self.ticker.ensure()
         call.a.call_alerting(call)
         call.b.call_incoming(call)
 
@@ -343,6 +348,12 @@ class Network:
 
     def active_calls(self) -> list[Call]:
         return [c for c in self.calls if c.state == "active"]
+
+    def audio_calls(self) -> list[Call]:
+        """Calls that carry audio now: answered ones, and ringing ones with
+        in-band ringback for the caller (early media)."""
+        return [c for c in self.calls if c.state == "active" or (
+            c.state == "alerting" and c.ringback is not None)]
 
     # -- injection shortcuts -------------------------------------------------
 

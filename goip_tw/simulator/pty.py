@@ -25,9 +25,9 @@ from twisted.python.failure import Failure
 
 log = Logger()
 
-#: Unread bytes we let pile up on the slave side before discarding them. A real
-#: USB serial driver also drops what nobody reads; without a cap a voice port
-#: that nobody opened would grow without bound.
+#: Unread bytes we let pile up before dropping new writes.  A real USB serial
+#: driver also loses what nobody reads; without a cap a voice port that nobody
+#: opened would grow without bound.
 DEFAULT_UNREAD_LIMIT = 16 * 1024
 
 
@@ -52,6 +52,7 @@ class PtyPort(abstract.FileDescriptor):
         self.path = os.ttyname(self._slave)
         self.connected = 1
         self.closed = False
+        self.dropped = 0
         self.startReading()
 
     def fileno(self):
@@ -85,15 +86,13 @@ class PtyPort(abstract.FileDescriptor):
         return self._tempDataLen + len(self.dataBuffer) - self.offset
 
     def write(self, data):
+        """Queue ``data`` whole, or drop it whole when the client has stopped
+        reading (more than ``unread_limit`` bytes waiting).  Never a part: a
+        voice stream must keep its 16-bit sample alignment."""
         if self.closed or not data:
             return
-        if self.unread_bytes() > self.unread_limit:
-            # Nobody reads the device: drop what is stale, as a USB host would.
-            try:
-                termios.tcflush(self._slave, termios.TCIFLUSH)
-            except OSError:
-                pass
-        if self.pending_bytes() > self.unread_limit:
+        if self.unread_bytes() + self.pending_bytes() + len(data) > self.unread_limit:
+            self.dropped += len(data)
             return
         super().write(data)
 

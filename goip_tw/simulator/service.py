@@ -29,7 +29,8 @@ def should_run(config) -> bool:
 
 
 def build_network(reactor, cfg, link_dir: str | None) -> Network:
-    network = Network(reactor, link_dir=link_dir, reg_delay=cfg.reg_delay)
+    network = Network(reactor, link_dir=link_dir, reg_delay=cfg.reg_delay,
+                      ringback=cfg.ringback)
     for i in range(cfg.modules):
         dialect = cfg.dialect
         if dialect == "mixed":

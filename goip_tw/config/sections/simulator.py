@@ -39,6 +39,9 @@ class SimulatorSection:
     link_dir: str = setting("", label="Device link directory",
                             help="Stable moduleN-at / moduleN-audio links; "
                                  "empty = <data-dir>/sim-devices.")
+    ringback: bool = setting(True, label="In-band ringback", feature="F-422",
+                             help="Play a 425 Hz ringback to the caller's voice port while "
+                                  "the callee rings (early media).")
     control_port: int = setting(-1, label="Control API port", min=-1, max=65535,
                                 help="JSON control on 127.0.0.1; -1 = off, 0 = any free port.")
     echo_number: str = setting("+12125550190", label="Echo test number",
