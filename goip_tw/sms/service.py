@@ -58,7 +58,8 @@ class SmsService(service.MultiService):
         except ImportError:  # pragma: no cover - module not present in this build
             GoipHttpApi = None
         if GoipHttpApi is not None and cfg.http_api:
-            self.http_api = GoipHttpApi(self.queue, self.check_password, gateway.reactor)
+            self.http_api = GoipHttpApi(self.queue, self.check_password, gateway.reactor,
+                                        self.line_count)
         if cfg.server_enabled and cfg.server_host:
             from goip_tw.sms.goip_udp import build_client
             self.goip_client = build_client(self, cfg, gateway.reactor)
@@ -81,15 +82,20 @@ class SmsService(service.MultiService):
         return getattr(sim, "own_number", None) or None
 
     def check_password(self, user: str, password: str) -> bool:
-        """The GoIP HTTP API's u=/p= (F-301 users admin and sms may send)."""
-        check = getattr(self.gateway, "check_password", None)
-        if check is not None:
-            return bool(check(user, password))
-        web = getattr(self.gateway.config, "web", None)
-        users = getattr(web, "users", None)
-        if isinstance(users, dict):
-            return users.get(user) == password
-        return False
+        """The GoIP HTTP API's u=/p=: F-301 users whose level may send SMS."""
+        users = getattr(self.gateway.config, "users", None)
+        if users is None:
+            return False
+        from goip_tw.web.auth import allowed, check_user
+
+        level = check_user(users, user, password)
+        return level is not None and allowed(level, "sms")
+
+    def web_resources(self) -> dict:
+        """Mounted by goip_tw/web/service.py: GoIP's /default/en_US/*.html|xml."""
+        if self.http_api is None:
+            return {}
+        return {"default": self.http_api.app.resource()}
 
     def add_received_observer(self, observer) -> None:
         self._received_observers.append(observer)
