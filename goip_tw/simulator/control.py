@@ -14,6 +14,8 @@ another process.  Served on 127.0.0.1 only.
     POST /modules/N/fault    {kind, ...}  silent, slow, garbage, urc_mid, error,
                              store_full, store_clear, unplug, replug, reset, urc, clear
     POST /modules/N/slot     {slot}
+    POST /modules/N/sim      {slot, remove} or {slot, iccid, imsi, msisdn[, pin,
+                             operator, balance]}   swap the card in a slot
     POST /modules/N/signal   {rssi[, ber]}
     POST /modules/N/coverage {on}
     POST /modules/N/operator {plmn}
@@ -34,6 +36,7 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from .phones import PhoneBehaviour
+from .sim import SimCard
 
 log = Logger()
 
@@ -65,6 +68,13 @@ def _field(data, name, kind=str, *, required=True, default=None):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise BadRequest(name, f"{name} must be {kind.__name__}")
+    return value
+
+
+def _digits(data, name, lo, hi) -> str:
+    value = _field(data, name)
+    if not value.isdigit() or not lo <= len(value) <= hi:
+        raise BadRequest(name, f"{name} must be {lo}-{hi} digits")
     return value
 
 
@@ -192,6 +202,23 @@ class ControlApi:
     def slot(self, request, number):
         module = self._module(number)
         module.switch_slot(_field(_body(request), "slot", int))
+        return _json(request, module.describe())
+
+    @app.route("/modules/<number>/sim", methods=["POST"])
+    def sim(self, request, number):
+        module = self._module(number)
+        data = _body(request)
+        slot = _field(data, "slot", int)
+        if _field(data, "remove", bool, required=False, default=False):
+            module.insert_sim(slot, None)
+            return _json(request, module.describe())
+        card = SimCard(
+            iccid=_digits(data, "iccid", 18, 20), imsi=_digits(data, "imsi", 14, 15),
+            msisdn=_field(data, "msisdn"),
+            operator=_field(data, "operator", required=False, default="00101"),
+            pin=_field(data, "pin", required=False),
+            balance=_field(data, "balance", float, required=False, default=10.0))
+        module.insert_sim(slot, card)
         return _json(request, module.describe())
 
     @app.route("/modules/<number>/signal", methods=["POST"])

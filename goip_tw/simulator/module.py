@@ -380,6 +380,19 @@ class SimulatedModule(AtInterpreter):
             self.timers.later(0.5, self.sim_init)
         self.network.module_changed(self, "slot")
 
+    def insert_sim(self, slot: int, sim: SimCard | None) -> None:
+        """Put a card into ``slot`` (``None`` takes it out).  Changing the card
+        of the bound slot re-runs SIM initialisation, as hot-swap does."""
+        if not 0 <= slot < len(self.slots):
+            raise ValueError(f"slot {slot} out of range")
+        self.slots[slot] = sim
+        if slot == self.active_slot:
+            self.network.drop_calls(self, cause=(31, "SIM removed"))
+            self.calls.clear()
+            if self.plugged and self.powered:
+                self.timers.later(0.2, self.sim_init)
+        self.network.module_changed(self, "sim")
+
     # -- voice port -------------------------------------------------------
 
     def audio_uplink(self, data: bytes) -> None:

@@ -109,6 +109,17 @@ def test_module_controls(api):
     old = m.at_path
     call(stub, "post", "/modules/1/fault", {"kind": "replug"})
     assert m.plugged and m.at_path != old
+    code, body = call(stub, "post", "/modules/2/sim", {"slot": 0, "remove": True})
+    assert code == 200 and body["slots"][0] is None
+    s.settle(1)
+    assert not s.network.modules[1].registered
+    code, body = call(stub, "post", "/modules/2/sim", {
+        "slot": 0, "iccid": "8900100000000009999", "imsi": "001010000009999",
+        "msisdn": "+12125550999"})
+    assert body["slots"][0]["iccid"] == "8900100000000009999"
+    s.settle(4)
+    assert s.network.modules[1].registered
+    assert s.network.sim_module("+12125550999") is s.network.modules[1]
     call(stub, "post", "/http", {"url": "http://x.test/", "status": 503})
     assert s.network.http_responses["http://x.test/"] == (503, "")
     assert call(stub, "post", "/modules/1/ussd", {"text": "hello"})[0] == 200
@@ -129,6 +140,9 @@ def test_module_controls(api):
     ("/modules/1/operator", {"plmn": "99999"}, "value"),
     ("/modules/1/ussd", {"text": "x", "encoding": "ebcdic"}, "encoding"),
     ("/dtmf", {"number": "+1", "digits": "xyz"}, "digits"),
+    ("/modules/1/sim", {"slot": 0, "iccid": "12", "imsi": "001010000000099",
+                        "msisdn": "+1"}, "iccid"),
+    ("/modules/1/sim", {"slot": 9, "remove": True}, "value"),
     ("/http", {"url": "http://x/", "status": 42}, "status"),
 ])
 def test_bad_input_is_a_400_naming_the_field(api, path, body, field):
