@@ -123,14 +123,14 @@ def unpack(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
     return [(value >> (7 * i)) & 0x7F for i in range(count)]
 
 
-def split(text: str, limit: int) -> list[str]:
-    """Split text into chunks of at most ``limit`` septets, never separating an escape
-    from its extension code (TS 23.040 §9.2.3.24.1 note on concatenation)."""
+def chunk(text: str, limit: int, cost) -> list[str]:
+    """Split text into pieces whose summed ``cost(ch)`` stays within ``limit``; a
+    character is never cut (escape + code, surrogate pair)."""
     parts: list[str] = []
     cur: list[str] = []
     used = 0
     for ch in text:
-        n = 2 if ch in _EXT_REVERSE else 1
+        n = cost(ch)
         if used + n > limit:
             parts.append("".join(cur))
             cur, used = [], 0
@@ -139,3 +139,9 @@ def split(text: str, limit: int) -> list[str]:
     if cur or not parts:
         parts.append("".join(cur))
     return parts
+
+
+def split(text: str, limit: int) -> list[str]:
+    """Split into parts of at most ``limit`` septets, never separating an escape from
+    its extension code (TS 23.040 §9.2.3.24.1 note on concatenation)."""
+    return chunk(text, limit, lambda ch: 2 if ch in _EXT_REVERSE else 1)

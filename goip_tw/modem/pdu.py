@@ -471,17 +471,8 @@ def choose_encoding(text) -> str:
 
 
 def _split_ucs2(text: str, limit_units: int) -> list[str]:
-    parts, cur, used = [], [], 0
-    for ch in text:
-        n = 2 if ord(ch) > 0xFFFF else 1
-        if used + n > limit_units:
-            parts.append("".join(cur))
-            cur, used = [], 0
-        cur.append(ch)
-        used += n
-    if cur or not parts:
-        parts.append("".join(cur))
-    return parts
+    """UTF-16 code units per part; a surrogate pair (emoji) is never cut."""
+    return gsm7.chunk(text, limit_units, lambda ch: 2 if ord(ch) > 0xFFFF else 1)
 
 
 def _split(text, encoding: str, ref_bits: int) -> list:

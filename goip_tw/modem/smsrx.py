@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from goip_tw.modem import at, model, pdu
-from goip_tw.modem.drivers.base import split_fields, unquote
+from goip_tw.modem.drivers.base import split_fields
 
 log = Logger()
 

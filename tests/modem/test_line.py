@@ -250,3 +250,20 @@ def test_gpio_switch_runs_gpioset(tmp_path):
         yield sw.select(3)
     with pytest.raises(SwitchError):
         yield sw.select(4)
+
+
+@pytest_twisted.inlineCallbacks
+def test_quectel_qdsim_switch(rigs):
+    from goip_tw.modem.simswitch import QdsimSwitch
+    net, svc, add = rigs
+    line = add(slots=2)
+    line.switch = QdsimSwitch(lambda: line.modem)
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    yield line.switch_sim(1)
+    assert line.module.active_slot == 1
+    yield wait_until(lambda: line.state == "registered"
+                     and line.status()["iccid"] == line.module.slots[1].iccid,
+                     what="registered on slot B")
+    with pytest.raises(SwitchError):
+        yield line.switch.select(2)

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.internet.task import Clock
 
 from goip_tw.modem import gsm7, pdu
-from goip_tw.modem.pdu import Concat, Deliver, PduError, StatusReport, Submit
+from goip_tw.modem.pdu import Concat, Deliver, PduError, StatusReport
 
 UTC = timezone.utc
 

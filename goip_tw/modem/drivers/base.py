@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from goip_tw.modem import model
 
 #: 27.007 §7.3 <AcT> → generation (0 GSM, 1 GSM compact, 2 UTRAN, 3 EGPRS, 4 HSDPA,
 #: 5 HSUPA, 6 HSDPA+HSUPA, 7 E-UTRAN, 8 EC-GSM-IoT, 9 E-UTRAN NB-S1, 10 E-UTRA-5GCN,
@@ -95,13 +94,19 @@ class Driver:
         raise NotSupported(f"{self.name}: VoLTE switching")
 
     # -- calls / audio
+    #: gain commands ({0} = the value); 27.007 §8.23 AT+CLVL, no standard mic gain
+    mic_gain_command: str | None = None
+    speaker_gain_command: str | None = "AT+CLVL={0}"
+
     def gain_commands(self, mic: int | None, speaker: int | None) -> list[str]:
-        """27.007 §8.23 AT+CLVL for the speaker; no standard mic gain."""
         out = []
-        if speaker is not None:
-            out.append(f"AT+CLVL={int(speaker)}")
-        if mic is not None:
-            raise NotSupported(f"{self.name}: microphone gain")
+        for value, template, what in ((mic, self.mic_gain_command, "microphone gain"),
+                                      (speaker, self.speaker_gain_command, "speaker gain")):
+            if value is None:
+                continue
+            if template is None:
+                raise NotSupported(f"{self.name}: {what}")
+            out.append(template.format(int(value)))
         return out
 
     def dtmf_command(self, digit: str, duration_ms: int) -> str:

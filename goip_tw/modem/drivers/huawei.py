@@ -18,6 +18,8 @@ SYSMODE = {1: "2G", 2: "3G", 3: "3G", 4: "3G", 5: "3G", 6: "4G", 7: "4G"}
 
 class Huawei(Driver):
     name = "huawei"
+    mic_gain_command = "AT+CMIC={0}"
+    speaker_gain_command = "AT+CLVL={0}"
     urcs = {"^ORIG": False, "^CONF": False, "^CONN": False, "^CEND": False, "^RSSI": False,
             "^HCSQ": False, "^MODE": False, "^SYSSTART": False, "^SIMST": False,
             "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False}
@@ -36,14 +38,6 @@ class Huawei(Driver):
             return None
         f = split_fields(v)
         return SYSMODE.get(int(f[5])) if len(f) > 5 and f[5].isdigit() else None
-
-    def gain_commands(self, mic, speaker):
-        out = []
-        if mic is not None:
-            out.append(f"AT+CMIC={int(mic)}")
-        if speaker is not None:
-            out.append(f"AT+CLVL={int(speaker)}")
-        return out
 
     def parse_urc(self, urc):
         if urc.name == "^CEND":

@@ -27,6 +27,8 @@ _URL_RE = re.compile(r"https?://[A-Za-z0-9.\-:/_%?=&~]{1,200}\Z")
 
 class Quectel(Driver):
     name = "quectel"
+    mic_gain_command = "AT+QMIC={0},{0}"
+    speaker_gain_command = "AT+QRXGAIN={0}"
     urcs = {"+QIND": False, "+QTONEDET": False, "+QUSIM": False, "+QHTTPGET": False,
             "+QDSIM": False, "+QSIMSTAT": False}
     uac = False
@@ -66,14 +68,6 @@ class Quectel(Driver):
 
     def volte_commands(self, enabled):
         return [f'AT+QCFG="ims",{1 if enabled else 2}']
-
-    def gain_commands(self, mic, speaker):
-        out = []
-        if mic is not None:
-            out.append(f"AT+QMIC={int(mic)},{int(mic)}")
-        if speaker is not None:
-            out.append(f"AT+QRXGAIN={int(speaker)}")
-        return out
 
     def parse_urc(self, urc):
         if urc.name == "+QTONEDET":

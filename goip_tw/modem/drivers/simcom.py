@@ -23,6 +23,8 @@ _URL_RE = re.compile(r"https?://[A-Za-z0-9.\-:/_%?=&~]{1,200}\Z")
 
 class Simcom(Driver):
     name = "simcom"
+    mic_gain_command = "AT+CMICGAIN={0}"
+    speaker_gain_command = "AT+COUTGAIN={0}"
     urcs = {"VOICE CALL": False, "MISSED_CALL": False, "+RXDTMF": False, "+DTMF": False,
             "+HTTPACTION": False, "+CPIN": False, "SMS DONE": False, "PB DONE": False}
     init_commands = ("AT+CLCC=1", "AT+DDET=1")
@@ -40,14 +42,6 @@ class Simcom(Driver):
         if not v:
             return None
         return CPSI_MODE.get(split_fields(v)[0].upper())
-
-    def gain_commands(self, mic, speaker):
-        out = []
-        if mic is not None:
-            out.append(f"AT+CMICGAIN={int(mic)}")
-        if speaker is not None:
-            out.append(f"AT+COUTGAIN={int(speaker)}")
-        return out
 
     def parse_urc(self, urc):
         if urc.name in ("+RXDTMF", "+DTMF"):
