@@ -221,6 +221,17 @@ class Network:
         module.set_signal(rssi, ber)
         self.record("signal", module=module.number, rssi=rssi)
 
+    def set_cell(self, module, lac: int, ci: int) -> None:
+        """Handover to another cell: ``+CREG: 1,"<lac>","<ci>",7`` with n=2."""
+        if not (0 <= lac <= 0xFFFF and 0 <= ci <= 0xFFFFFFF):
+            raise ValueError("lac must be 0..FFFF and ci 0..FFFFFFF")
+        module.lac, module.ci = lac, ci
+        if module.registered:
+            for name in ("creg", "cgreg", "cereg"):
+                if getattr(module.settings, name) == 2:
+                    module.urc(module.reg_line(name, 2, urc=True))
+        self.record("cell", module=module.number, lac=lac, ci=ci)
+
     def change_operator(self, module, plmn: str) -> None:
         """The module moves to another PLMN (roaming when not the SIM's home)."""
         if plmn not in self.operators:

@@ -254,3 +254,15 @@ def test_http_test_commands(sim):
     assert "+QHTTPGET: 0,200," in c.take()
     out = c.cmd("AT+QHTTPREAD=80")
     assert "CONNECT" in out and "goip-tw simulator" in out and "OK" in out
+
+
+def test_cell_change_urc(sim):
+    s, (c,) = booted(sim, modules=1)
+    module = s.network.modules[0]
+    c.cmd("AT+CREG=2")
+    c.cmd("AT+CEREG=1")
+    s.network.set_cell(module, 0x00AB, 0x12345)
+    urcs = c.take()
+    assert '+CREG: 1,"00AB","12345",7' in urcs and "+CEREG" not in urcs
+    with pytest.raises(ValueError):
+        s.network.set_cell(module, 0x10000, 1)
