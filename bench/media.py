@@ -217,7 +217,8 @@ def bench_g729(tmp: str, quick: bool):
 REFLECTOR = r"""
 import os, socket, sys
 try:
-    os.sched_setaffinity(0, {int(sys.argv[1])})
+    if int(sys.argv[1]) >= 0:
+        os.sched_setaffinity(0, {int(sys.argv[1])})
 except Exception:
     pass
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -248,11 +249,15 @@ class ConstPort:
 
 
 def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_port: int):
-    """One measurement in a fresh process: ``n`` bridged calls for ``seconds``."""
-    try:
-        os.sched_setaffinity(0, {core})
-    except (AttributeError, OSError):
-        pass
+    """One measurement in a fresh process: ``n`` bridged calls for ``seconds``.
+
+    ``core`` < 0 leaves placement to the scheduler (on a shared machine pinning
+    to a core another job is using starves the measurement)."""
+    if core >= 0:
+        try:
+            os.sched_setaffinity(0, {core})
+        except (AttributeError, OSError):
+            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     from twisted.internet import reactor
@@ -270,6 +275,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         ports.append(reactor.listenUDP(0, stream, interface="127.0.0.1"))
         stream.set_remote(("127.0.0.1", reflector_port))
         leg = LegMedia(reactor, stream, jitter_min_ms=20, jitter_max_ms=200)
+        leg.port = ports[-1]
         leg.configure(codec, dtmf_pt=101)
         s = Session(ticker, line=LineMedia(ConstPort(frame)), leg=leg)
         s.bridged = True
@@ -319,10 +325,10 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
     reactor.run()
 
 
-def bench_calls(quick: bool):
+def bench_calls(quick: bool, pin: bool):
     from goip_tw.media import codecs
     ncpu = os.cpu_count() or 1
-    core, other = 0, (1 if ncpu > 1 else 0)
+    core, other = (0, 1 if ncpu > 1 else 0) if pin else (-1, -1)
     refl = subprocess.Popen([sys.executable, "-c", REFLECTOR, str(other)],
                             stdout=subprocess.PIPE, text=True)
     port = int(refl.stdout.readline())
@@ -334,6 +340,7 @@ def bench_calls(quick: bool):
                 continue
             steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000, 1300]
             good = None
+            cpu_bound = []
             for n in steps:
                 r = subprocess.run([sys.executable, __file__, "--child", str(n), codec,
                                     str(seconds), str(core), str(port)],
@@ -350,10 +357,14 @@ def bench_calls(quick: bool):
                       f"max {res['max_send_ms']:.1f})  sent {res['sent_ratio']:.3f} "
                       f"recv {res['recv_ratio']:.3f}  jb lost/underrun {res['jb_lost_or_underrun']}"
                       f"  {'ok' if ok else 'FAIL'}", flush=True)
+                cpu_bound.append(n / max(res["cpu"], 1e-6))
                 if not ok:
                     break
                 good = res
             tag = "g711" if codec == "PCMA" else "g729"
+            if cpu_bound:
+                out(f"bridged_{tag}_calls_per_core_cpu_estimate", f"{max(cpu_bound):.0f}",
+                    "calls (measured calls / measured CPU share; ignores lateness)")
             if good is None:
                 out(f"bridged_{tag}_calls_per_core", 0, "calls")
                 continue
@@ -377,6 +388,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=("g711", "g729", "calls"))
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the calls to core 0 and the reflector to core 1 (idle machine)")
     ap.add_argument("--child", nargs=5, metavar=("N", "CODEC", "SECONDS", "CORE", "PORT"))
     args = ap.parse_args()
     if args.child:
@@ -394,7 +407,7 @@ def main():
         if args.only in (None, "g729"):
             bench_g729(tmp, args.quick)
     if args.only in (None, "calls"):
-        bench_calls(args.quick)
+        bench_calls(args.quick, args.pin)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,41 @@ class LegMedia:
         self._cn: bytes | None = None
         self.underflow_frames = 0
         self.vad_suppressed = 0
+        self.port = None         # the listening UDP port (IListeningPort), for polled receive
+        self._polled = False
         stream.on_packet = self._on_packet
+
+    # -- polled receive ------------------------------------------------------------
+    def set_polled(self, on: bool) -> None:
+        """Read the RTP socket from the tick instead of from the reactor.
+
+        With hundreds of calls, one reactor wake-up per received packet costs
+        more than the media work itself; draining each socket once per 20 ms
+        tick (packets wait in the kernel buffer meanwhile) removes those
+        wake-ups.  Playout happens on the tick anyway, so no delay is added;
+        arrival times are quantised to the tick, which the jitter buffer sees
+        as at most one packet time of jitter."""
+        port, reactor = self.port, self.clock
+        if port is None or on == self._polled or not hasattr(reactor, "removeReader"):
+            return
+        if on:
+            reactor.removeReader(port)
+        elif getattr(port, "connected", True):
+            reactor.addReader(port)
+        self._polled = on
+
+    def poll(self, limit: int = 16) -> None:
+        """Drain the socket (bounded: at most ``limit`` packets per tick)."""
+        if not self._polled:
+            return
+        sock = self.port.socket
+        receive = self.stream.datagramReceived
+        for _ in range(limit):
+            try:
+                data, addr = sock.recvfrom(2048)
+            except OSError:  # EAGAIN: drained (or a transient ICMP error)
+                return
+            receive(data, addr[:2])
 
     # -- negotiation -------------------------------------------------------------
     def configure(self, codec: Codec, *, dtmf_pt: int | None = 101, ptime: int = 20,
@@ -215,8 +249,12 @@ class Session:
             if self._sub is not None:
                 self.ticker.unsubscribe(self._sub)
                 self._sub = None
+                if self.leg is not None:
+                    self.leg.set_polled(False)
         elif self._sub is None:
             self._sub = self.ticker.subscribe(self.tick)
+            if self.leg is not None:
+                self.leg.set_polled(True)
 
     def tick(self) -> None:
         up = None
@@ -237,6 +275,7 @@ class Session:
                 out = None
             if out is not None:
                 self.leg.send_frame(out)
+            self.leg.poll()
             down, heard = self.leg.receive_frame()
             if heard:
                 for tap in tuple(self.leg_taps):

@@ -44,6 +44,7 @@ class JitterBuffer:
         self.shrunk = 0
         self.underruns = 0
         self.resyncs = 0
+        self._update_target()
 
     # -- depth ------------------------------------------------------------------
     @property
@@ -52,9 +53,12 @@ class JitterBuffer:
 
     @property
     def target_packets(self) -> int:
+        return self._target
+
+    def _update_target(self) -> None:
         want = (3 * self.jitter * 1000 + self.packet_ms) / self.packet_ms
         lo = max(1, math.ceil(self.min_delay_ms / self.packet_ms))
-        return int(min(self.max_packets, max(lo, math.ceil(want))))
+        self._target = int(min(self.max_packets, max(lo, math.ceil(want))))
 
     @property
     def depth(self) -> int:
@@ -79,6 +83,7 @@ class JitterBuffer:
             d = abs(transit - self._transit)
             if d < 1.0:  # a timestamp jump (new talkspurt/source) is not jitter
                 self.jitter += (d - self.jitter) / 16.0
+                self._update_target()
         self._transit = transit
         ext = self._extend(seq)
         if self._expected is not None:

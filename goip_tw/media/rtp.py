@@ -191,7 +191,13 @@ class RtpStream(DatagramProtocol):
         if self.srtp is not None:
             data = self.srtp.protect(data)
         try:
-            self.transport.write(data, self.remote)
+            # straight to the socket: Port.write re-validates the address on every
+            # packet, which costs more than the rest of the send path
+            sock = getattr(self.transport, "socket", None)
+            if sock is not None:
+                sock.sendto(data, self.remote)
+            else:
+                self.transport.write(data, self.remote)
         except OSError as e:
             self.counters.send_errors += 1
             log.debug("rtp: send to {remote} failed: {error}", remote=self.remote, error=e)

@@ -120,6 +120,7 @@ class MediaService(service.Service):
                                                      interface=self.interface)
         media = LegMedia(self.reactor, stream, jitter_min_ms=cfg.jitter_min_ms,
                          jitter_max_ms=cfg.jitter_max_ms, vad=cfg.vad)
+        media.port = rtp_port
         media.dtmf_listeners.append(lambda ev: self._leg_dtmf(leg, ev))
         state = _LegState(media, rtp_port, rtcp_port, rtcp, rtp_port.getHost().port)
         self._legs[leg] = state

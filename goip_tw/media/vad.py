@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from goip_tw.media import _dsp
-from goip_tw.media.levels import db_to_gain, dbm0
+from goip_tw.media.levels import ZERO_DBM0_MEAN_SQUARE, db_to_gain, dbm0
 
 
 class Gain:
@@ -69,7 +69,8 @@ class EnergyMeter:
 
     def __init__(self, active_dbm0: float = -50.0):
         self.active_dbm0 = active_dbm0
-        self.level = float("-inf")
+        self._active_ms = ZERO_DBM0_MEAN_SQUARE * 10 ** (active_dbm0 / 10)
+        self._last_ms = 0.0
         self.peak = 0
         self._avg_ms = 0.0
         self.frames = 0
@@ -79,17 +80,21 @@ class EnergyMeter:
         """Account one frame (``None`` = nothing arrived); returns whether it was active."""
         self.frames += 1
         if not pcm:
-            self.level = float("-inf")
+            self._last_ms = 0.0
             self._avg_ms *= 0.9
             return False
-        ms, peak = _dsp.energy(pcm)
-        self.level = dbm0(ms)
-        self.peak = peak
+        ms, self.peak = _dsp.energy(pcm)
+        self._last_ms = ms
         self._avg_ms = 0.9 * self._avg_ms + 0.1 * ms
-        active = self.level > self.active_dbm0
-        if active:
+        if ms > self._active_ms:
             self.active_frames += 1
-        return active
+            return True
+        return False
+
+    @property
+    def level(self) -> float:
+        """Level of the last frame in dBm0."""
+        return dbm0(self._last_ms)
 
     @property
     def average_dbm0(self) -> float:
