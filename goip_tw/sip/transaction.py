@@ -428,6 +428,7 @@ class ServerTransaction(_Transaction):
             self._start_timer(t.h, self._timer_h)
             return
         self.state = "completed"
+        self._stop_timers()
         if self.reliable:
             self._terminate()
         else:
@@ -456,6 +457,13 @@ class ServerTransaction(_Transaction):
             if self.on_ack_timeout is not None:
                 self.on_ack_timeout()
 
+    def _abandoned(self):
+        if self.state in ("trying", "proceeding"):
+            log.warn("no response to {method} from {source} within 64*T1; "
+                     "dropping the transaction", method=self.request.method,
+                     source=str(self.source))
+            self._terminate()
+
     def ack_received(self):
         if self.state == "completed":
             self._stop_timers()
@@ -475,7 +483,9 @@ class TransactionLayer:
     """Matches messages to transactions and owns every timer."""
 
     def __init__(self, transport, clock, timers: Timers | None = None,
-                 strict: bool = True):
+                 strict: bool = True, max_server_transactions: int = 100_000):
+        self.max_server_transactions = max_server_transactions
+        self._overload_logged = -1e9
         self.transport = transport
         self.clock = clock
         self.timers = timers or Timers()
@@ -593,14 +603,36 @@ class TransactionLayer:
         if method == "CANCEL":
             self._cancel_received(request, source, base, key)
             return
+        if len(self._servers) >= self.max_server_transactions:
+            self._overloaded(request, source)
+            return
         txn = ServerTransaction(self, request, source, key)
         self._servers[key] = txn
-        if txn.is_invite:
+        if not txn.is_invite:
+            # not in RFC 3261: a TU that never answers must not pin memory forever
+            txn._start_timer(64 * self.timers.t1, txn._abandoned)
+        try:
             self.request_received(txn)
-            if txn.state == "proceeding" and txn.last is None:
-                txn.respond(request.make_response(100))
-        else:
-            self.request_received(txn)
+        except Exception:
+            log.failure("TU failed on {method} from {source}", method=method,
+                        source=str(source))
+            if not txn.final_sent:
+                txn.respond(request.make_response(500, to_tag=self.new_tag()))
+            return
+        if txn.is_invite and txn.state == "proceeding" and txn.last is None:
+            txn.respond(request.make_response(100))
+
+    def _overloaded(self, request, source) -> None:
+        """§21.5.4: 503 + Retry-After, statelessly, once the table is full."""
+        now = self.clock.seconds()
+        if now - self._overload_logged > 10:
+            self._overload_logged = now
+            log.warn("{count} server transactions: refusing new requests with 503",
+                     count=len(self._servers))
+        if request.method != "ACK":
+            resp = request.make_response(503, to_tag=self.new_tag())
+            resp.headers.add("retry-after", "5")
+            self.transport.send_response(resp, source)
 
     def _cancel_received(self, request, source, base, key):
         """§9.2: answer the CANCEL, then let the TU (or us) answer 487."""

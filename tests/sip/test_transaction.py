@@ -322,3 +322,30 @@ def test_bad_request_gets_400_naming_field(env):
     assert resp.status == 400 and "cseq" in resp.reason
     transport.deliver(request("ACK").replace(b"CSeq: 1 ACK", b"CSeq: 1 BYE"))
     assert len(transport.sent) == 1, "bad ACKs are dropped, never answered"
+
+
+def test_tu_exception_gets_500_and_abandoned_nist_is_dropped(env):
+    clock, transport, layer = env
+
+    def broken(txn):
+        raise RuntimeError("TU bug")
+
+    layer.request_received = broken
+    transport.deliver(request())
+    assert transport.messages()[0].status == 500
+    layer.request_received = lambda txn: None  # never answers
+    transport.deliver(request(branch="z9hG4bKquiet"))
+    advance(clock, 64 * T1 + 0.2)
+    assert layer.counts == (0, 0)
+
+
+def test_full_table_answers_503_statelessly(env):
+    clock, transport, layer = env
+    layer.max_server_transactions = 2
+    layer.request_received = lambda txn: None
+    for i in range(3):
+        transport.deliver(request(branch=f"z9hG4bKfull{i}"))
+    resp = transport.messages()[-1]
+    assert resp.status == 503 and resp.headers.get("retry-after") == "5"
+    assert layer.counts == (0, 2)
+    advance(clock, 64 * T1 + 0.2)
