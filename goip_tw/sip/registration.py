@@ -41,7 +41,8 @@ IDLE, REGISTERING, REGISTERED, FAILED, DISABLED, STOPPED = (
 UNREGISTER_TIMEOUT = 5.0
 
 
-def _host_port(text: str, default_port: int = 5060) -> tuple[str, int]:
+def host_port(text: str, default_port: int = 5060) -> tuple[str, int]:
+    """``host[:port]`` or ``[v6]:port`` -> (host, port); the port defaults to 5060."""
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -262,7 +263,7 @@ class Registration:
 
     def _build(self, server: str, expires: int) -> Request:
         acct = self.account
-        host, port = _host_port(server)
+        host, port = host_port(server)
         domain = acct.home_domain or host
         self._cseq[server] += 1
         aor = SipURI.parse(f"sip:{acct.user}@{domain}")
@@ -281,7 +282,7 @@ class Registration:
         h.add("Contact", contact + ">")
         h.add("Expires", str(expires))
         if acct.outbound_proxy:
-            ohost, oport = _host_port(acct.outbound_proxy)
+            ohost, oport = host_port(acct.outbound_proxy)
             h.add("Route", f"<sip:{ohost}:{oport};lr>")
         h.add("User-Agent", self.user_agent)
         return req

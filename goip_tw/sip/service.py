@@ -19,8 +19,6 @@ The public API for other subsystems is documented in ``goip_tw.sip.ua``.
 
 from __future__ import annotations
 
-import ipaddress
-
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -32,24 +30,17 @@ from goip_tw.sip.admission import AddressSet, Admission, DigestAuth
 from goip_tw.sip.dialog import check_request
 from goip_tw.sip.message import NameAddr, Request, SipParseError, SipURI
 from goip_tw.sip.registrar import Registrar
-from goip_tw.sip.registration import (Registration, RegistrationState, _host_port,
+from goip_tw.sip.registration import (Registration, RegistrationState, host_port,
                                       registrations_for)
 from goip_tw.sip.routing import PrefixRouter, Route
 from goip_tw.sip.transaction import Timers, TransactionLayer
 from goip_tw.sip.transport import Address, KeepAlive, TransportLayer
+from goip_tw.sip.ua import is_ip
 
 log = Logger(namespace="goip.sip.service")
 
 MAX_MESSAGE_BODY = 4096
 ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE", "UPDATE")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 class SipService(service.Service):
@@ -183,8 +174,8 @@ class SipService(service.Service):
             old.stop()
         if mode == "off" or not state.registered or not self.running:
             return
-        host, port = _host_port(state.server)
-        if not _is_ip(host):
+        host, port = host_port(state.server)
+        if not is_ip(host):
             return
         dest = Address("udp", host, port)
         if mode == "crlf":
@@ -206,8 +197,8 @@ class SipService(service.Service):
         keepalive.start()
 
     def _send_to_server(self, request: Request, server: str):
-        host, port = _host_port(server)
-        if _is_ip(host):
+        host, port = host_port(server)
+        if is_ip(host):
             return self.transactions.send_request(request, Address("udp", host, port))
         d = self.reactor.resolve(host)
         d.addCallback(lambda ip: self.transactions.send_request(
@@ -252,7 +243,7 @@ class SipService(service.Service):
     def _resolve_trusted(self) -> None:
         """Add the addresses of server host names to the trusted set (F-425)."""
         names = {(p.name, p.port) for p in self.admission.trusted.patterns
-                 if p.name and not _is_ip(p.name)}
+                 if p.name and not is_ip(p.name)}
         for name, port in names:
             d = self.reactor.resolve(name)
 
@@ -443,11 +434,11 @@ class SipService(service.Service):
                       else acct.proxy or acct.registrar)
             if not server:
                 raise ValueError(f"no server to send {text!r} to")
-            host, port = _host_port(server)
+            host, port = host_port(server)
             uri = SipURI.parse(f"sip:{text}@{host}" + (f":{port}" if port != 5060 else ""))
         dest = ua_mod.uri_address(uri)
         if acct.outbound_proxy:
-            ohost, oport = _host_port(acct.outbound_proxy)
+            ohost, oport = host_port(acct.outbound_proxy)
             dest = Address("udp", ohost, oport)
         return uri, dest, acct
 
@@ -469,13 +460,13 @@ class SipService(service.Service):
         """GSM -> VoIP: INVITE ``target`` (see ``goip_tw.sip.ua``)."""
         key = self.account_for_line(line)
         uri, dest, acct = self._target(target, key)
-        domain = acct.home_domain or (_host_port(acct.registrar)[0] if acct.registrar
+        domain = acct.home_domain or (host_port(acct.registrar)[0] if acct.registrar
                                       else self.transport.sent_by("udp")[0])
         user, display, extra = ua_mod.caller_id_headers(
             caller_id_mode, caller, caller_display, acct.user or "gw", domain)
         from_ = NameAddr(uri=SipURI(host=domain, user=user), display=display or None)
         if acct.outbound_proxy:
-            ohost, oport = _host_port(acct.outbound_proxy)
+            ohost, oport = host_port(acct.outbound_proxy)
             extra = [("Route", f"<sip:{ohost}:{oport};lr>")] + list(extra)
         creds = (acct.auth_id, acct.password) if acct.auth_id and acct.password else None
         return self.ua.call(target=uri, dest=dest, account=key, line=line, from_=from_,
@@ -490,7 +481,7 @@ class SipService(service.Service):
             uri, dest, acct = self._target(target, key)
         except (ValueError, SipParseError) as e:
             return defer.fail(e)
-        domain = acct.home_domain or (_host_port(acct.registrar)[0] if acct.registrar
+        domain = acct.home_domain or (host_port(acct.registrar)[0] if acct.registrar
                                       else self.transport.sent_by("udp")[0])
         req = Request("MESSAGE", uri)
         h = req.headers
@@ -501,7 +492,7 @@ class SipService(service.Service):
         h.add("Call-ID", f"{self.transactions.new_branch()[7:]}@{dest.host}")
         h.add("CSeq", "1 MESSAGE")
         if acct.outbound_proxy:
-            ohost, oport = _host_port(acct.outbound_proxy)
+            ohost, oport = host_port(acct.outbound_proxy)
             h.add("Route", f"<sip:{ohost}:{oport};lr>")
         h.add("Content-Type", content_type)
         req.body = body

@@ -152,7 +152,8 @@ CALLER_ID_MODES = ("off", "rpid", "from", "pai")
 _DTMF_CHARS = set("0123456789*#ABCDabcd")
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """An IP literal (no DNS needed)."""
     import ipaddress
 
     try:
@@ -402,7 +403,7 @@ class OutboundLeg(_Leg):
         self.state = "calling"
 
     def start(self) -> None:
-        if not _is_ip(self.dest.host):
+        if not is_ip(self.dest.host):
             # a host name: resolve it first (A record); failure ends the leg with 503
             d = self.core.clock.resolve(self.dest.host) if hasattr(
                 self.core.clock, "resolve") else defer.fail(OSError("no resolver"))
