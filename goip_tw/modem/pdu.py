@@ -18,7 +18,6 @@ import itertools
 import random
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 import attrs
 
@@ -26,7 +25,7 @@ from goip_tw.modem import gsm7
 
 __all__ = [
     "PduError", "Concat", "Deliver", "Submit", "StatusReport", "decode",
-    "encode_submit", "encode_deliver", "encode_status_report", "Reassembler",
+    "encode_submit", "encode_submit_part", "encode_deliver", "encode_status_report", "Reassembler",
     "choose_encoding", "count_parts", "validity_to_minutes", "minutes_to_validity",
 ]
 
@@ -556,6 +555,30 @@ def encode_submit(recipient: str, text, *, smsc: str | None = None, message_ref:
     return out
 
 
+def encode_submit_part(recipient: str, text, concat: Concat | None = None, *,
+                       smsc: str | None = None, message_ref: int = 0,
+                       status_report: bool = False, validity_minutes: int | None = None,
+                       encoding: str | None = None,
+                       message_class: int | None = None) -> tuple[str, int]:
+    """One SMS-SUBMIT with the caller's own concatenation element (a durable queue that
+    sends and records part by part).  ``text`` must fit one part with that header."""
+    if not 0 <= message_ref <= 255:
+        raise PduError("message_ref: must be 0..255")
+    encoding = encoding or choose_encoding(text)
+    if encoding not in ("gsm7", "ucs2", "8bit"):
+        raise PduError(f"encoding: {encoding!r} is not gsm7, ucs2 or 8bit")
+    if encoding == "gsm7" and not gsm7.can_encode(text):
+        raise PduError("text: contains characters outside the GSM 7-bit alphabet")
+    head = _encode_address(recipient, "recipient", allow_alpha=False)
+    vp = b"" if validity_minutes is None else bytes([minutes_to_validity(validity_minutes)])
+    txt, data = _payload(text, encoding)
+    udl, ud = _encode_user_data(txt, encoding, data, concat)
+    first = 0x01 | (0x10 if vp else 0) | (0x20 if status_report else 0) | (0x40 if concat else 0)
+    tpdu = (bytes([first, message_ref]) + head + bytes([0, _dcs_for(encoding, message_class)])
+            + vp + bytes([udl]) + ud)
+    return (_encode_smsc(smsc) + tpdu).hex().upper(), len(tpdu)
+
+
 def encode_deliver(sender: str, text, timestamp: datetime, *, smsc: str | None = None,
                    status_report_indication: bool = False, encoding: str | None = None,
                    concat_ref: int | None = None,
@@ -590,80 +613,4 @@ def encode_status_report(message_ref: int, recipient: str, scts: datetime,
     return (_encode_smsc(smsc) + tpdu).hex().upper(), len(tpdu)
 
 
-# --------------------------------------------------------------------------- reassembly
-
-@attrs.define
-class _Pending:
-    parts: dict
-    timer: object
-
-
-class Reassembler:
-    """Collects concatenated parts keyed by (address, ref, total) and hands back the
-    whole message once every part is in.  Duplicate parts are dropped.  After
-    ``timeout`` seconds an incomplete message is handed to ``on_timeout(message,
-    missing_seqs)`` with the text of the parts it has, so nothing is silently lost."""
-
-    def __init__(self, clock, timeout: float,
-                 on_timeout: Callable[[object, tuple[int, ...]], None] | None = None):
-        self._clock = clock
-        self._timeout = timeout
-        self.on_timeout = on_timeout
-        self._pending: dict[tuple, _Pending] = {}
-
-    @staticmethod
-    def _address(msg) -> str:
-        return getattr(msg, "sender", None) or getattr(msg, "recipient", "")
-
-    def add(self, msg):
-        """Return the complete message, or None while parts are missing (or for a
-        duplicate part)."""
-        c = msg.concat
-        if c is None or c.total <= 1:
-            return msg
-        key = (self._address(msg), c.ref_bits, c.ref, c.total)
-        pend = self._pending.get(key)
-        if pend is None:
-            timer = self._clock.callLater(self._timeout, self._expire, key)
-            pend = self._pending[key] = _Pending({}, timer)
-        if c.seq in pend.parts:
-            return None
-        pend.parts[c.seq] = msg
-        if len(pend.parts) < c.total:
-            return None
-        del self._pending[key]
-        if pend.timer.active():
-            pend.timer.cancel()
-        return self._join(pend.parts)
-
-    @staticmethod
-    def _join(parts: dict, keep_concat: bool = False):
-        """Join in part order.  A complete message has ``concat=None``; a partial one
-        keeps the first present part's Concat so the caller can tell which it was."""
-        ordered = [parts[s] for s in sorted(parts)]
-        first = ordered[0]
-        data = None
-        if first.data is not None:
-            data = b"".join(p.data or b"" for p in ordered)
-        return attrs.evolve(first, text="".join(p.text for p in ordered), data=data,
-                            concat=first.concat if keep_concat else None)
-
-    def _expire(self, key):
-        pend = self._pending.pop(key, None)
-        if pend is None:
-            return
-        total = key[3]
-        missing = tuple(s for s in range(1, total + 1) if s not in pend.parts)
-        if self.on_timeout is not None:
-            self.on_timeout(self._join(pend.parts, keep_concat=True), missing)
-
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def flush(self):
-        """Cancel the timers and yield every incomplete message now (service stop)."""
-        for key in list(self._pending):
-            pend = self._pending[key]
-            if pend.timer.active():
-                pend.timer.cancel()
-            self._expire(key)
+from goip_tw.modem.concat import Reassembler  # noqa: E402  (public here too)

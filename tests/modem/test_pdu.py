@@ -251,3 +251,15 @@ def test_reassembler_timeout_yields_partial():
     assert r.add(_part(2)) is None
     r.flush()
     assert got[-1] == ("p2", (1, 3))
+
+
+def test_encode_submit_part_matches_whole_split():
+    text = "Grüße " * 40
+    parts = pdu.encode_submit("+4912345", text, concat_ref=77, status_report=True)
+    decoded = [pdu.decode(h, incoming=False) for h, _ in parts]
+    for i, d in enumerate(decoded):
+        one = pdu.encode_submit_part("+4912345", d.text, d.concat, status_report=True,
+                                     message_ref=i)
+        assert one == parts[i]
+    with pytest.raises(PduError, match="exceed"):
+        pdu.encode_submit_part("+1", "x" * 160, Concat(1, 2, 1))
