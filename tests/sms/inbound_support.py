@@ -19,9 +19,16 @@ async def store(tmp_path):
 
 @defer.inlineCallbacks
 def open_store(path):
-    """A started SqliteStore. Works around a start-up race in the store (its reader
-    thread dies on "database is locked" when it connects while the writer migrates;
-    reported to the lead): reopen until the reader is alive, at most 5 times."""
+    """A started SqliteStore. Works around a start-up race in the store: its reader
+    or writer thread dies on "database is locked" when both connect at once, because
+    goip_tw/store/sqlite.py sets PRAGMA busy_timeout only after journal_mode=WAL
+    (reported to the lead). The file is switched to WAL first, and the store reopened
+    if its reader died anyway (at most 5 times)."""
+    import sqlite3
+
+    pre = sqlite3.connect(str(path), timeout=10)
+    pre.execute("PRAGMA journal_mode=WAL")
+    pre.close()
     for _ in range(5):
         s = SqliteStore(str(path), reactor=reactor)
         yield s.start()
