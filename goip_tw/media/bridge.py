@@ -16,10 +16,14 @@ at which either side gets audio.
 
 from __future__ import annotations
 
+import array
+import math
+import random
 from typing import Callable
 
 from twisted.logger import Logger
 
+from goip_tw.media import _dsp
 from goip_tw.media.codecs import CN_PAYLOAD_TYPE, Codec
 from goip_tw.media.dtmf import DtmfEvent, Rfc4733Receiver, Rfc4733Sender
 from goip_tw.media.interfaces import FRAME_BYTES, FRAME_SAMPLES
@@ -30,6 +34,25 @@ from goip_tw.media.vad import Gain, OneWayAudio, Vad
 log = Logger()
 
 SILENCE = bytes(FRAME_BYTES)
+SID_INTERVAL = 25  # packets of silence between RFC 3389 SID updates (0.5 s)
+
+
+def noise_level(pcm: bytes) -> int:
+    """RFC 3389 noise level byte: -dBov, 0..127 (0 dBov = a full-scale square wave)."""
+    ms = _dsp.energy(pcm)[0]
+    if ms <= 0:
+        return 127
+    return max(0, min(127, int(round(-10 * math.log10(ms / (32767.0 ** 2))))))
+
+
+def comfort_noise(cn: bytes, samples: int, _rnd=random.Random(0)) -> bytes:
+    """White noise at the level of an RFC 3389 payload (spectral shape ignored)."""
+    level = cn[0] & 0x7F if cn else 127
+    if level >= 90:
+        return bytes(2 * samples)
+    sigma = 32767.0 * 10 ** (-level / 20)
+    return array.array("h", [max(-32768, min(32767, int(_rnd.gauss(0, sigma))))
+                             for _ in range(samples)]).tobytes()
 
 
 class LegMedia:
@@ -57,6 +80,7 @@ class LegMedia:
         self._fifo = b""
         self._talkspurt = True
         self._cn: bytes | None = None
+        self._sid_age = 0
         self.underflow_frames = 0
         self.vad_suppressed = 0
         self.port = None         # the listening UDP port (IListeningPort), for polled receive
@@ -124,8 +148,9 @@ class LegMedia:
             return
         self.dtmf_receiver.flush()
         if pkt.payload_type == CN_PAYLOAD_TYPE:
-            self._cn = pkt.payload
+            self._cn = pkt.payload[:1] or b"\x7f"
             return
+        self._cn = None
         self.jb.put(pkt.sequence, pkt.timestamp, pkt.payload, self.clock.seconds())
 
     def _digit(self, event: DtmfEvent) -> None:
@@ -148,7 +173,10 @@ class LegMedia:
                 pcm = self.decoder.conceal(self.remote_ptime * 8)
             else:
                 self.underflow_frames += 1
-                pcm = self.decoder.conceal(FRAME_SAMPLES)
+                if self._cn is not None:
+                    pcm = comfort_noise(self._cn, FRAME_SAMPLES)
+                else:
+                    pcm = self.decoder.conceal(FRAME_SAMPLES)
             self._fifo += pcm or SILENCE
         frame, self._fifo = self._fifo[:FRAME_BYTES], self._fifo[FRAME_BYTES:]
         if len(frame) < FRAME_BYTES:
@@ -178,7 +206,13 @@ class LegMedia:
         samples = len(chunk) // 2
         if self.vad is not None and not self.vad.is_speech(chunk):
             if self.codec.name != "G729":  # G.729B does its own DTX/SID
-                stream.skip(samples)
+                if not self._talkspurt or self._sid_age >= SID_INTERVAL:
+                    # RFC 3389: a SID at the start of silence, then now and then
+                    stream.send(bytes([noise_level(chunk)]), CN_PAYLOAD_TYPE, samples)
+                    self._sid_age = 0
+                else:
+                    stream.skip(samples)
+                    self._sid_age += 1
                 self._talkspurt = True
                 self.vad_suppressed += 1
                 return
@@ -291,7 +325,11 @@ class Session:
                 frame = SILENCE
             self.line.write(frame)
         if self.bridged:
-            self.one_way.update(down if heard else None, up)
+            before = self.one_way.flag
+            flag = self.one_way.update(down if heard else None, up)
+            if flag != before and flag is not None:
+                log.warn("media: one-way audio ({flag}) on {what}", flag=flag,
+                         what=getattr(self.leg.stream, "remote", None) if self.leg else None)
 
     def stop(self) -> None:
         self.bridged = False

@@ -338,6 +338,10 @@ class MediaService(service.Service):
             session.update()
         return _Handle(undo)
 
+    def calls_media(self, calls_service=None):
+        """The IMediaSide for the call controller (goip_tw/calls/mediaside.py asks for it)."""
+        return self
+
     # -- status ------------------------------------------------------------------------
     def figures(self) -> dict:
         return {"calls": len(self._legs), "ticker_streams": len(self.ticker),
@@ -382,15 +386,18 @@ class _BridgeHandle:
 
 
 def build_service(gateway):
-    """The media service for the gateway's service tree."""
+    """The media service for the gateway's service tree (subsystem name ``media``)."""
     cfg = gateway.config.media
 
     def voice_port_of(line: int):
-        try:
-            modem = gateway.subsystem("modem")
-        except Exception:
-            return None
-        ls = modem.line(line) if modem is not None and hasattr(modem, "line") else None
-        return getattr(ls, "voice", None)
+        modems = gateway.subsystem("modems")
+        ls = modems.line(line) if modems is not None and hasattr(modems, "line") else None
+        port = getattr(ls, "voice", None)
+        if port is None:
+            calls = gateway.subsystem("calls")
+            lines = getattr(calls, "lines", None)
+            if lines is not None and hasattr(lines, "voice_port"):
+                port = lines.voice_port(line)
+        return port
 
     return MediaService(gateway.reactor, cfg, voice_port_of=voice_port_of)

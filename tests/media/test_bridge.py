@@ -86,12 +86,32 @@ def test_vad_suppresses_silence_and_marks_talkspurts():
     for _ in range(60):
         clock.advance(0.02)
     s.stop()
-    sent = [RtpPacket.parse(d) for d in stream.transport.sent]
+    every = [RtpPacket.parse(d) for d in stream.transport.sent]
+    sent = [p for p in every if p.payload_type == 8]
+    sids = [p for p in every if p.payload_type == 13]
     assert len(sent) == 40  # 2 x (10 speech + 10 hangover frames)
     markers = [p for p in sent if p.marker]
     assert len(markers) == 2
     gap = max((b.timestamp - a.timestamp) % 2 ** 32 for a, b in zip(sent, sent[1:]))
     assert gap >= 160 * 15  # media time kept running through the silence
+    # RFC 3389: one SID when silence starts, carrying the (digital silence) level
+    assert len(sids) == 2 and sids[0].payload == b"\x7f"
+
+
+def test_received_comfort_noise_fills_silence():
+    clock = task.Clock()
+    s, port, stream = make(clock)
+    for i in range(10):
+        payload = _g711.lin2alaw(sine(800, 20, amplitude=3000))
+        stream.datagramReceived(RtpPacket(8, i, 160 * i, 42, payload).to_bytes(), ("127.0.0.1", 7000))
+        clock.advance(0.02)
+    stream.datagramReceived(RtpPacket(13, 10, 1600, 42, b"\x28").to_bytes(), ("127.0.0.1", 7000))
+    for _ in range(20):
+        clock.advance(0.02)
+    s.stop()
+    tail = b"".join(list(port.written)[-5:])
+    level = 20 * math.log10(max(1e-9, (sum(v * v for v in samples(tail)) / 800) ** 0.5) / 32767)
+    assert -45 < level < -35  # 0x28 = -40 dBov
 
 
 def test_rfc4733_digit_replaces_voice_and_received_digit_reported():

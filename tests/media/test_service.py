@@ -1,0 +1,102 @@
+import attrs
+import pytest_twisted
+from twisted.internet import task
+
+from goip_tw.config.sections.media import MediaConfig
+from goip_tw.media import codecs
+from goip_tw.media.interfaces import FrameQueue
+from goip_tw.media.service import MediaService, build_service
+
+
+class Line:
+    def __init__(self, number):
+        self.number = number
+        self.voice = FrameQueue()
+
+
+class Modems:
+    def __init__(self):
+        self.lines = [Line(1), Line(2)]
+
+    def line(self, n):
+        return next((x for x in self.lines if x.number == n), None)
+
+
+class Gateway:
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self.config = type("C", (), {"media": attrs.evolve(MediaConfig(), rtp_port_min=43400,
+                                                            rtp_port_max=43420,
+                                                            public_address="198.51.100.7")})()
+        self.modems = Modems()
+
+    def subsystem(self, name):
+        return self.modems if name == "modems" else None
+
+
+class Leg:
+    call_id = "c1"
+    listener = None
+
+    def hangup(self):
+        self.hung = True
+
+
+@pytest_twisted.inlineCallbacks
+def test_build_service_finds_voice_ports_and_speaks_sdp():
+    from twisted.internet import reactor
+    gw = Gateway(reactor)
+    svc = build_service(gw)
+    assert isinstance(svc, MediaService) and svc.name == "media"
+    assert svc.calls_media(object()) is svc
+    assert svc.voice_port_of(2) is gw.modems.lines[1].voice
+    assert svc.voice_port_of(9) is None
+    svc.startService()
+    leg = Leg()
+    offer = svc.local_sdp(leg, None).decode()
+    assert "c=IN IP4 198.51.100.7" in offer
+    assert "a=rtpmap:8 PCMA/8000" in offer and "a=rtpmap:101 telephone-event/8000" in offer
+    if codecs.G729.available:
+        assert "a=rtpmap:18 G729/8000" in offer and "a=fmtp:18 annexb=yes" in offer
+    port = int(offer.split("m=audio ")[1].split()[0])
+    assert port % 2 == 0 and 43400 <= port <= 43420
+    svc.remote_sdp(leg, (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                         f"t=0 0\r\nm=audio 43500 RTP/AVP 0 101\r\n"
+                         f"a=rtpmap:101 telephone-event/8000\r\n").encode())
+    assert svc.codec_of(leg) == "PCMU"
+    handle = svc.bridge(1, leg)
+    yield task.deferLater(reactor, 0.1, lambda: None)
+    stats = handle.stop()
+    assert stats.codec == "PCMU" and stats.one_way is False
+    assert stats.details["sent"] >= 3
+    assert svc.send_dtmf(leg, "1") is True
+    assert svc.figures()["calls"] == 1
+    yield svc.stopService()
+    assert svc.figures()["calls"] == 0 and not svc.ports.in_use
+    assert len(svc.ticker) == 0
+
+
+def test_rtp_timeout_hangs_up_and_tells_the_listener():
+    clock = task.Clock()
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43440, rtp_port_max=43460)
+    svc = MediaService(clock, cfg, address="127.0.0.1")
+    ended = []
+
+    class Listener:
+        def leg_ended(self, leg, code, reason):
+            ended.append(reason)
+
+    leg = Leg()
+    leg.listener = Listener()
+    svc._rtp_timeout(leg)
+    assert leg.hung and ended == ["RTP timeout"]
+
+
+def test_tone_spec_uses_custom_definition_first():
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), tone_standard="UK",
+                       custom_busy_tone="1,0,200,200,0,0,0,0,500,0,0,0,13,0,0,0")
+    svc = MediaService(reactor, cfg, address="127.0.0.1")
+    assert svc.tone_spec("busy").freqs == ((500.0, 13),)
+    assert svc.tone_spec("dial").freqs == ((350.0, 16), (450.0, 16))
+    assert svc.tone_spec("waiting").cadence == ((100, 2500),)
