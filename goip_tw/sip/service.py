@@ -19,6 +19,8 @@ The public API for other subsystems is documented in ``goip_tw.sip.ua``.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -102,9 +104,10 @@ class SipService(service.Service):
         self.transport.start()
         host, port = self.transport.sent_by("udp")
         for plan in self.plans:
+            contact_host = self._local_host_towards(plan.account.registrar) or host
             reg = Registration(
                 plan.key, plan.account, clock=self.reactor, send=self._send_to_server,
-                authorize=self.auth.authorize, contact_host=host, contact_port=port,
+                authorize=self.auth.authorize, contact_host=contact_host, contact_port=port,
                 retry=self.voip.register_retry, failover_after=self.voip.failover_after,
                 probe=self.voip.primary_probe, user_agent=self.sip_config.user_agent,
                 on_change=self._registration_changed)
@@ -271,10 +274,34 @@ class SipService(service.Service):
                         "reason": snap.reason if snap else ""})
         return out
 
+    def _local_host_towards(self, server: str) -> str | None:
+        """Our address as seen by ``server`` when we listen on every interface.
+
+        A connected UDP socket makes the kernel pick the outgoing interface; no
+        packet is sent.  Only for IP literals (no blocking DNS here).
+        """
+        bound = self.sip_config.bind_address
+        if bound not in ("0.0.0.0", "::", "") or not server or self.transport.advertised_host:
+            return None
+        host, port = host_port(server)
+        if not is_ip(host):
+            return None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        probe = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            probe.connect((host, port))
+            return probe.getsockname()[0]
+        except OSError:
+            return None
+        finally:
+            probe.close()
+
     def _contact_for(self, account: str) -> str:
         host, port = self.transport.sent_by("udp")
         user = "gw"
         reg = self.registrations.get(account)
+        if reg is not None:
+            host = reg.contact_host
         if reg is not None and reg.user:
             user = reg.user
         elif self.voip.account.user:

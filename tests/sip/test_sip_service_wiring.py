@@ -136,3 +136,14 @@ def test_trusted_host_names_are_resolved_and_status_lists_registrations():
         leg.cancel()
     finally:
         yield svc.stopService()
+
+
+def test_contact_uses_the_interface_towards_the_registrar():
+    """Listening on 0.0.0.0, the Contact must not say 0.0.0.0 (kernel route lookup)."""
+    sip = SipConfig(bind_address="0.0.0.0", local_port=0)
+    voip = VoipConfig(account=SipAccount(auth_id="a", registrar="127.0.0.1:5070"))
+    svc = SipService(reactor, sip, voip, 1)
+    assert svc._local_host_towards("127.0.0.1:5070") == "127.0.0.1"
+    assert svc._local_host_towards("pbx.example") is None          # names: no blocking DNS
+    bound = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 1)
+    assert bound._local_host_towards("127.0.0.1:5070") is None      # explicit bind wins
