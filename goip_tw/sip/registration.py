@@ -289,7 +289,7 @@ class Registration:
 
     @defer.inlineCallbacks
     def _register(self, server: str, expires: int):
-        """One REGISTER (answering up to two challenges); fires with the granted expiry.
+        """One REGISTER (a few challenges/423s at most); fires with the granted expiry.
 
         The answer to a challenge is built from the request as sent (the digest
         client checks Call-ID, CSeq and branch), with the CSeq raised by one
@@ -298,7 +298,7 @@ class Registration:
         target = self.account.outbound_proxy or server
         req = self._build(server, expires)
         answered = False
-        for _ in range(3):
+        for _ in range(5):      # 423, challenge, stale challenge, ... then give up
             response: Response = yield self._send(req, target)
             if response.status in (401, 407):
                 if answered and not _is_stale(response):

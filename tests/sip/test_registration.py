@@ -170,3 +170,39 @@ def test_registrations_for_modes():
 @pytest.mark.parametrize("granted,delay", [(40, 20), (60, 30), (3600, 3540), (1, 1)])
 def test_refresh_delay(granted, delay):
     assert refresh_delay(granted) == delay
+
+
+def test_interval_too_brief_raises_expiry_and_stale_nonce_is_retried():
+    clock = Clock()
+    sent = []
+
+    def send(request, server):
+        expires = int(request.headers.get("expires"))
+        auth = request.headers.get("authorization")
+        sent.append((expires, auth))
+        if expires < 120:
+            resp = request.make_response(423)
+            resp.headers.add("Min-Expires", "120")
+            return defer.succeed(resp)
+        if auth is None:
+            return defer.succeed(request.make_response(401))
+        if auth == "first":
+            resp = request.make_response(401)
+            resp.headers.add("WWW-Authenticate", 'Digest realm="r", nonce="n2", stale=true')
+            return defer.succeed(resp)
+        return defer.succeed(request.make_response(200))
+
+    answers = iter(["first", "second"])
+
+    def authorize(request, challenge, username, password):
+        retry = request.copy()
+        retry.headers.set("Authorization", next(answers))
+        return retry
+
+    reg = Registration("main", SipAccount(auth_id="x", registrar="10.0.0.1", expires=60),
+                       clock=clock, send=send, authorize=authorize,
+                       contact_host="127.0.0.1", contact_port=5060)
+    reg.start()
+    assert reg.registered and reg.granted == 120
+    assert sent == [(60, None), (120, None), (120, "first"), (120, "second")]
+    reg.stop()
