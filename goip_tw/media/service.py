@@ -296,27 +296,22 @@ class MediaService(service.Service):
         return _BridgeHandle(self, s, leg)
 
     def tone_to_line(self, line: int, tone: str):
-        s = self._line_session(line)
-        s.line_tone = tones.ToneGenerator(self.tone_spec(tone))
-        s.update()
-        gen = s.line_tone
-
-        def undo():
-            if s.line_tone is gen:
-                s.line_tone = None
-                s.update()
-        return _Handle(undo)
+        """Play ``tone`` to the mobile caller; the tone replaces bridged audio until stopped."""
+        return self._tone(self._line_session(line), "line_tone", tone)
 
     def tone_to_leg(self, leg, tone: str):
-        s = self._leg_session(leg)
-        s.leg_tone = tones.ToneGenerator(self.tone_spec(tone))
-        s.update()
-        gen = s.leg_tone
+        """Play ``tone`` into the leg's RTP (two-stage dialing, VoIP side)."""
+        return self._tone(self._leg_session(leg), "leg_tone", tone)
+
+    def _tone(self, session: Session, slot: str, tone: str):
+        gen = tones.ToneGenerator(self.tone_spec(tone))
+        setattr(session, slot, gen)
+        session.update()
 
         def undo():
-            if s.leg_tone is gen:
-                s.leg_tone = None
-                s.update()
+            if getattr(session, slot) is gen:
+                setattr(session, slot, None)
+                session.update()
         return _Handle(undo)
 
     def detect_line_dtmf(self, line: int, callback):
