@@ -81,6 +81,7 @@ class LineService(service.Service):
         self._closing: defer.Deferred | None = None
         self.history: list[tuple[str, str]] = []
         self.engine_timeouts = engine_timeouts
+        self.enabled = cfg.enabled
 
     # ------------------------------------------------------------------ observers
     def add_observer(self, fn):
@@ -174,7 +175,7 @@ class LineService(service.Service):
                 self._later("present", self.options.replug_poll, self._check_present)
 
     def _open(self):
-        if not self.running or self.modem is not None:
+        if not self.running or self.modem is not None or not self.enabled:
             return
         path = self.cfg.port
         if not os.path.exists(path):
@@ -489,6 +490,36 @@ class LineService(service.Service):
             self._set_state("initialising", f"SIM slot {SLOT_NAMES[slot]} selected")
             yield self._sim_setup(gen)
 
+    def set_enabled(self, enabled: bool):
+        """F-101 run-time switch (status page checkbox): a disabled line closes its
+        ports (calls end, queued SMS stay queued) and shows as absent "disabled"."""
+        enabled = bool(enabled)
+        if enabled == self.enabled:
+            return defer.succeed(self.state)
+        self.enabled = enabled
+        self._log_event("enabled" if enabled else "disabled")
+        if not enabled:
+            self._cancel()
+            d = self._close_ports()
+            if self.running:
+                self._set_state("absent", "disabled")
+            return d.addCallback(lambda _: self.state)
+        self._open()
+        return defer.succeed(self.state)
+
+    @defer.inlineCallbacks
+    def reconfigure(self, cfg, options):
+        """Apply a changed line config: restart the line in place (observers and
+        handlers stay attached)."""
+        was_running = self.running
+        if was_running:
+            yield self.stopService()
+        self.cfg, self.options = cfg, options
+        self.enabled = cfg.enabled
+        self._pin_rejected = False
+        if was_running:
+            self.startService()
+
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
         """One object of ``GET /api/lines`` (F-304/F-305/F-307)."""
@@ -499,7 +530,7 @@ class LineService(service.Service):
         return {
             "line": self.number,
             "name": self.name,
-            "enabled": self.cfg.enabled,
+            "enabled": self.enabled,
             "state": self.state,
             "reason": self.reason,
             "key": self.cfg.port,

@@ -44,6 +44,26 @@ class ModemsService(service.MultiService):
         d.addBoth(lambda r: (self.watcher.stop(), r)[1])
         return d
 
+    def reconfig(self, old, new, changed):
+        """Gateway hook after a config reload.  Poll intervals apply at once; a changed
+        line restarts in place; adding or removing lines needs a restart (line
+        numbers must stay stable while the gateway runs)."""
+        if not any(key.startswith("modems") for key in changed):
+            return None
+        options = new.modems
+        work = []
+        for line in self.lines:
+            line.options = options
+        configured = list(options.lines)
+        if old.modems.lines and len(configured) == len(old.modems.lines):
+            for line, cfg in zip(self.lines, configured):
+                if cfg != line.cfg:
+                    work.append(line.reconfigure(cfg, options))
+        elif tuple(old.modems.lines) != tuple(configured):
+            log.warn("modem lines added or removed: restart the gateway to apply")
+        from twisted.internet import defer
+        return defer.DeferredList(work) if work else None
+
     def statuses(self) -> list[dict]:
         return [ln.status() for ln in self.lines]
 

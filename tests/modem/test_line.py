@@ -267,3 +267,33 @@ def test_quectel_qdsim_switch(rigs):
                      what="registered on slot B")
     with pytest.raises(SwitchError):
         yield line.switch.select(2)
+
+
+@pytest_twisted.inlineCallbacks
+def test_disable_and_enable_at_run_time(rigs):
+    net, svc, add = rigs
+    line = add()
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    yield line.set_enabled(False)
+    assert line.state == "absent" and line.reason == "disabled" and line.modem is None
+    assert line.status()["enabled"] is False
+    yield sleep(0.3)  # replug poll must not reopen a disabled line
+    assert line.modem is None
+    yield line.set_enabled(True)
+    yield wait_until(lambda: line.state == "registered", what="enabled again")
+
+
+@pytest_twisted.inlineCallbacks
+def test_reconfigure_restarts_in_place(rigs):
+    import attrs
+    net, svc, add = rigs
+    line = add()
+    seen = []
+    line.add_observer(seen.append)
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered")
+    yield line.reconfigure(attrs.evolve(line.cfg, name="renamed"), line.options)
+    yield wait_until(lambda: line.state == "registered", what="back after reconfigure")
+    assert line.cfg.name == "renamed"
+    assert any(isinstance(e, model.LineStateChanged) for e in seen)

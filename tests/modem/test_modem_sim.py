@@ -339,6 +339,13 @@ def test_call_waiting_hold_and_swap(net):
         yield m.swap()
         yield wait_until(lambda: [c.number for c in m.calls if c.state == "active"] == [PHONE],
                          what="swapped")
+        held = [c for c in m.calls if c.state == "held"][0]
+        yield m.hangup(held.id)  # AT+CHLD=1<x>: only that call
+        yield wait_until(lambda: [c.number for c in m.calls] == [PHONE], what="one left")
+        p2.dial(rig.module.sim.msisdn)
+        yield wait_until(lambda: any(c.state == "waiting" for c in m.calls), what="waiting again")
+        yield m.release_held()  # AT+CHLD=0 rejects the waiting call (UDUB)
+        yield wait_until(lambda: [c.state for c in m.calls] == ["active"], what="rejected")
         yield m.hangup()
         yield wait_until(lambda: m.calls == (), what="all ended")
     finally:
