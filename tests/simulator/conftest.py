@@ -9,6 +9,7 @@ buffered), so every byte still crosses a real pseudo-terminal.
 from __future__ import annotations
 
 import os
+import select
 import termios
 import tty
 
@@ -17,6 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from goip_tw.simulator import Network
 
+IO_SETTLE = 0.005
 FINALS = ("OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER", "BUSY", "NO ANSWER",
           "CONNECT", "> ")
 
@@ -52,18 +54,27 @@ class Client:
         os.write(self.fd, data)
 
     def read(self) -> bytes:
-        pump(self.reactor)
+        """Pump and read until neither side has bytes in flight.
+
+        The kernel moves pty data asynchronously, so this waits on the fds
+        (a few milliseconds at most), never on time."""
         out = b""
-        for _ in range(100):
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
+        for _ in range(200):
+            pump(self.reactor)
+            fds = [self.fd] + [r.fileno() for r in self.reactor.readers if r.fileno() >= 0]
+            ready, _, _ = select.select(fds, [], [], IO_SETTLE)
+            if not ready:
                 break
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+            if self.fd in ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break  # hung up: the module was unplugged
+                out += chunk
         self.buffer += out
         return out
 
@@ -85,6 +96,8 @@ class Client:
             if any(f"\r\n{f}" in text or text.endswith(f) for f in FINALS):
                 if text.endswith("\r\n") or text.endswith("> "):
                     break
+            if text[-2:-1].isdigit() and text.endswith("\r") and "\n" not in text[-3:]:
+                break  # ATV0 numeric result code
         self.buffer = b""
         return text
 
