@@ -1,6 +1,7 @@
 """The pty transport on its own: raw line, stable path, bounded buffers."""
 
 import os
+import select
 import termios
 
 from twisted.internet.testing import MemoryReactorClock
@@ -31,10 +32,12 @@ def test_raw_bytes_both_ways_and_close():
         attrs = termios.tcgetattr(fd)
         assert not attrs[3] & termios.ECHO and not attrs[3] & termios.ICANON
         os.write(fd, b"AT\r\x1a\x1b\x00\xff")
+        select.select([port.fileno()], [], [], 1.0)  # wait for the kernel to pass it on
         pump(r)
         assert proto.data == b"AT\r\x1a\x1b\x00\xff"  # no line discipline in between
         port.write(b"\r\nOK\r\n\x00\xff")
         pump(r)
+        select.select([fd], [], [], 1.0)
         assert os.read(fd, 100) == b"\r\nOK\r\n\x00\xff"
         port.close()
         assert proto.closed == 1 and port.fileno() == -1
