@@ -268,7 +268,8 @@ class Registration:
         self._cseq[server] += 1
         aor = SipURI.parse(f"sip:{acct.user}@{domain}")
         req = Request("REGISTER", SipURI.parse(
-            f"sip:{host}" + (f":{port}" if port != 5060 else "")))
+            f"sip:{host}" + (f":{port}" if port != 5060 else "")
+            + (f";transport={self.transport}" if self.transport != "udp" else "")))
         h = req.headers
         from_ = NameAddr(display=acct.display_name or None, uri=aor).with_tag(self._tag)
         h.add("From", str(from_))

@@ -104,10 +104,13 @@ class SipService(service.Service):
         self.transport.start()
         host, port = self.transport.sent_by("udp")
         for plan in self.plans:
+            kind = plan.account.transport
             contact_host = self._local_host_towards(plan.account.registrar) or host
             reg = Registration(
-                plan.key, plan.account, clock=self.reactor, send=self._send_to_server,
-                authorize=self.auth.authorize, contact_host=contact_host, contact_port=port,
+                plan.key, plan.account, clock=self.reactor,
+                send=lambda req, server, kind=kind: self._send_to_server(req, server, kind),
+                authorize=self.auth.authorize, contact_host=contact_host,
+                contact_port=self.transport.ports.get(kind) or port, transport=kind,
                 retry=self.voip.register_retry, failover_after=self.voip.failover_after,
                 probe=self.voip.primary_probe, user_agent=self.sip_config.user_agent,
                 on_change=self._registration_changed)
@@ -199,13 +202,13 @@ class SipService(service.Service):
         self._keepalives[state.key] = keepalive
         keepalive.start()
 
-    def _send_to_server(self, request: Request, server: str):
-        host, port = host_port(server)
+    def _send_to_server(self, request: Request, server: str, transport: str = "udp"):
+        host, port = host_port(server, 5061 if transport == "tls" else 5060)
         if is_ip(host):
-            return self.transactions.send_request(request, Address("udp", host, port))
+            return self.transactions.send_request(request, Address(transport, host, port))
         d = self.reactor.resolve(host)
         d.addCallback(lambda ip: self.transactions.send_request(
-            request, Address("udp", ip, port)))
+            request, Address(transport, ip, port)))
         return d
 
     # -- addresses and accounts -------------------------------------------
@@ -462,11 +465,13 @@ class SipService(service.Service):
             if not server:
                 raise ValueError(f"no server to send {text!r} to")
             host, port = host_port(server)
-            uri = SipURI.parse(f"sip:{text}@{host}" + (f":{port}" if port != 5060 else ""))
+            uri = SipURI.parse(f"sip:{text}@{host}" + (f":{port}" if port != 5060 else "")
+                               + (f";transport={acct.transport}" if acct.transport != "udp"
+                                  else ""))
         dest = ua_mod.uri_address(uri)
         if acct.outbound_proxy:
             ohost, oport = host_port(acct.outbound_proxy)
-            dest = Address("udp", ohost, oport)
+            dest = Address(acct.transport, ohost, oport)
         return uri, dest, acct
 
     def _account(self, key: str):

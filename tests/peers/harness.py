@@ -275,13 +275,15 @@ class Kamailio:
     """
 
     def __init__(self, workdir: Path, port: int | None = None,
-                 users: dict[str, str] | None = None, name: str = "kamailio"):
+                 users: dict[str, str] | None = None, name: str = "kamailio",
+                 tcp: bool = False):
         self.binary = require_binary("kamailio")
         self.kamcmd = shutil.which("kamcmd") or shutil.which("kamcmd", path="/usr/sbin")
         self.workdir = Path(workdir) / name
         self.port = port or free_port()
         self.users = dict(users or {})
         self.name = name
+        self.tcp = tcp
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -314,6 +316,8 @@ class Kamailio:
         cfg = self._render()
         argv = [self.binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.workdir),
                 "-m", "64", "-M", "8", "-l", f"udp:{LOOPBACK}:{self.port}"]
+        if self.tcp:
+            argv += ["-A", "WITH_TCP", "-l", f"tcp:{LOOPBACK}:{self.port}"]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -589,12 +593,12 @@ def kamailio(peer_dir):
 
 @pytest.fixture
 def kamailio_factory(peer_dir):
-    """Start more Kamailio instances: ``kamailio_factory(users={...}, name=...)``."""
+    """Start more Kamailio instances: ``kamailio_factory(users={...}, name=..., tcp=True)``."""
     started: list[Kamailio] = []
 
     def make(users: dict[str, str] | None = None, name: str | None = None,
-             port: int | None = None, start: bool = True) -> Kamailio:
-        instance = Kamailio(peer_dir, port=port, users=users,
+             port: int | None = None, start: bool = True, tcp: bool = False) -> Kamailio:
+        instance = Kamailio(peer_dir, port=port, users=users, tcp=tcp,
                             name=name or f"kamailio-{len(started)}")
         started.append(instance)
         return instance.start() if start else instance

@@ -278,3 +278,22 @@ def test_per_line_without_matching_prefix_is_603():
         calls.legs[0].reject(486)
     finally:
         yield svc.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_registers_over_tcp(kamailio_factory):
+    """F-201: an account with transport tcp registers over a TCP connection."""
+    kam = kamailio_factory(users={"goip-01": "pw1"}, tcp=True)
+    voip = reg_voip(kam, account=SipAccount(
+        auth_id="goip-01", password="pw1", registrar=kam.address, expires=60,
+        transport="tcp"))
+    svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=free_port(),
+                                        keepalive_mode="off"), voip, 1)
+    svc.startService()
+    try:
+        yield poll_until(reactor, lambda: svc.line_voip_registered(1), timeout=10)
+        assert kam.contacts("goip-01") == [f"sip:goip-01@127.0.0.1:{svc.port};transport=tcp"]
+        assert svc.transport.connections >= 1
+    finally:
+        yield svc.stopService()
+    assert kam.contacts("goip-01") == []

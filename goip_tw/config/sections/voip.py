@@ -83,6 +83,8 @@ class SipAccount:
     backup_registrar: str = setting("", label="Backup server", check=check_hostport,
                                     help="Used while the main server does not answer.",
                                     feature="F-410")
+    transport: str = setting("udp", label="Transport to the server",
+                             choices=("udp", "tcp", "tls"), feature="F-201")
     prefixes: str = setting("", label="Gateway prefixes", check=check_prefix_list,
                             help="Comma separated, e.g. 00,13,15,17,2.", feature="F-411")
 
