@@ -246,12 +246,13 @@ class ForwardRefused(Exception):
 
 
 def sip_sender(sip, from_user: str = "") -> Sender:
-    """F-496 through goip_tw.sip's ``send_message(target, body, from_user=None)``,
-    which fires with the final status code."""
+    """F-496 through goip_tw.sip.service.SipService.send_message, which fires with
+    the final status code. ``line`` picks the line's SIP account, so the From user is
+    that line's registration ID unless ``from_user`` overrides it."""
 
     def send(job: ForwardJob) -> defer.Deferred:
         d = sip.send_message(job.target, sip_body(job.sender, job.line, job.text).encode("utf-8"),
-                             from_user=from_user or None)
+                             from_user=from_user or None, line=job.line)
 
         def check(code):
             if not 200 <= int(code) < 300:

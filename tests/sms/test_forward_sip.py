@@ -16,7 +16,8 @@ class FakeSip:
         self.codes = list(codes)
         self.sent = []
 
-    def send_message(self, target, body, from_user=None, content_type="text/plain;charset=UTF-8"):
+    def send_message(self, target, body, *, from_user=None,
+                     content_type="text/plain;charset=UTF-8", line=None):
         self.sent.append((target, body, from_user))
         code = self.codes.pop(0) if self.codes else 200
         if code is None:
@@ -124,3 +125,75 @@ def test_only_selected_lines_forward(store):
     yield flush(store)
     assert [b for _, b, _ in sip.sent] == [b"+8613670128297\n(L2)on line 2"]
     fwd.stop()
+
+
+class MessageSink:
+    """A SIP UAS on 127.0.0.1/UDP that answers every request with a fixed status and
+    keeps the raw requests (RFC 3261 §8.2.6: Via, From, To+tag, Call-ID, CSeq)."""
+
+    def __init__(self, status=200):
+        from twisted.internet.protocol import DatagramProtocol
+
+        sink = self
+
+        class Proto(DatagramProtocol):
+            def datagramReceived(self, data, addr):
+                sink.requests.append(data)
+                head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+                keep = [h for h in head[1:] if h.split(b":", 1)[0].strip().lower() in
+                        (b"via", b"v", b"from", b"f", b"to", b"t", b"call-id", b"i", b"cseq")]
+                keep = [h + b";tag=sink" if h.lower().startswith((b"to:", b"t:")) else h
+                        for h in keep]
+                code = sink.statuses.pop(0) if sink.statuses else 200
+                self.transport.write(b"SIP/2.0 %d X\r\n" % code + b"\r\n".join(keep)
+                                     + b"\r\nContent-Length: 0\r\n\r\n", addr)
+
+        self.requests = []
+        self.statuses = [] if status == 200 else [status]
+        self.proto = Proto()
+
+    def listen(self, reactor):
+        self.port = reactor.listenUDP(0, self.proto, interface="127.0.0.1")
+        return self.port.getHost().port
+
+
+@pytest_twisted.inlineCallbacks
+def test_real_sip_stack_delivers_the_message(store):
+    """Our SipService sends the forward over UDP to a UAS on loopback."""
+    import attrs
+    from twisted.internet import reactor
+
+    from goip_tw.config.model import default_config
+    from goip_tw.sip.service import SipService
+    from tests.peers.harness import free_port
+
+    cfg = default_config()
+    sip_cfg = attrs.evolve(cfg.sip, bind_address="127.0.0.1", local_port=free_port(), tcp=False)
+    svc = SipService(reactor, sip_cfg, cfg.voip, 1)
+    sink = MessageSink(status=503)
+    port = sink.listen(reactor)
+    svc.startService()
+    try:
+        clock = Clock()
+        rules = ForwardRules(sip_target=f"sip:101@127.0.0.1:{port}", sip_from_user="8001")
+        fwd = Forwarder(store, clock, rules, {"sip": sip_sender(svc, "8001")}, base_delay=10)
+        inbound = InboundSms(store, clock, planner=fwd)
+        yield fwd.start()
+        yield inbound.part_received(part("你好", line=1))
+        clock.advance(0)
+        from tests.sms.test_forward_email import wait_for_row
+
+        yield wait_for_row(store, lambda r: r["attempts"] == 1)
+        clock.advance(10)
+        rows = yield wait_for_row(store, lambda r: r["state"] == "done")
+        assert tuple(rows[0]) == ("done", 2)
+        req = sink.requests[-1]
+        head, _, body = req.partition(b"\r\n\r\n")
+        assert head.startswith(b"MESSAGE sip:101@127.0.0.1:%d SIP/2.0" % port)
+        assert body == "+8613670128297\n(L1)你好".encode()
+        from_line = [h for h in head.split(b"\r\n") if h.lower().startswith((b"from:", b"f:"))][0]
+        assert b"sip:8001@" in from_line
+        fwd.stop()
+    finally:
+        yield svc.stopService()
+        yield sink.port.stopListening()

@@ -18,7 +18,8 @@ class FakeSip:
     def __init__(self):
         self.sent = []
 
-    def send_message(self, target, body, from_user=None, content_type="text/plain;charset=UTF-8"):
+    def send_message(self, target, body, *, from_user=None,
+                     content_type="text/plain;charset=UTF-8", line=None):
         self.sent.append((target, body, from_user))
         return defer.succeed(200)
 
