@@ -163,6 +163,41 @@ def is_ip(host: str) -> bool:
         return False
 
 
+_MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
+           "sendrecv": "sendrecv"}
+_DIRECTIONS = tuple(b"a=" + d.encode() for d in _MIRROR)
+
+
+def mirror_direction(local_sdp: bytes, offer: bytes) -> bytes:
+    """Our answer to a re-INVITE offer: the direction mirrored (RFC 3264 §6.1, §8.4),
+    with the o= version raised when the session changes (§8)."""
+    from goip_tw.sip.dialog import hold_direction
+
+    wanted = b"a=" + _MIRROR[hold_direction(offer)].encode()
+    lines = local_sdp.split(b"\r\n")
+    out, found = [], False
+    for line in lines:
+        if line in _DIRECTIONS:
+            found = True
+            line = wanted
+        out.append(line)
+    if not found and wanted != b"a=sendrecv":
+        end = len(out) - 1 if out and out[-1] == b"" else len(out)
+        out.insert(end, wanted)
+    result = b"\r\n".join(out)
+    if result == local_sdp:
+        return local_sdp
+    bumped = []
+    for line in result.split(b"\r\n"):
+        if line.startswith(b"o="):
+            parts = line.split(b" ")
+            if len(parts) >= 3 and parts[2].isdigit():
+                parts[2] = str(int(parts[2]) + 1).encode()
+                line = b" ".join(parts)
+        bumped.append(line)
+    return b"\r\n".join(bumped)
+
+
 def parse_dtmf_info(content_type: str, body: bytes) -> tuple[str, int] | None:
     """Digit and duration of an INFO (application/dtmf-relay or application/dtmf)."""
     text = body.decode("utf-8", "replace").strip()
@@ -247,10 +282,12 @@ class _Leg:
             if found:
                 self._emit(Dtmf(self, digit=found[0], duration_ms=found[1]))
         elif method == "INVITE":
-            # re-INVITE (hold/resume, session refresh): keep our session as it is
+            # re-INVITE (hold/resume, session refresh): same media, mirrored direction
             resp = req.make_response(200)
             resp.headers.add("Contact", self.core.contact(self.account))
             if self.local_sdp:
+                if req.body:
+                    self.local_sdp = mirror_direction(self.local_sdp, req.body)
                 resp.headers.add("Content-Type", SDP)
                 resp.body = self.local_sdp
             txn.respond(resp)

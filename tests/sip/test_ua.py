@@ -270,3 +270,16 @@ def test_parse_dtmf_info():
     assert ua.parse_dtmf_info("application/dtmf", b"7") == ("7", 100)
     assert ua.parse_dtmf_info("application/dtmf-relay", b"Signal=xx") is None
     assert ua.parse_dtmf_info("text/plain", b"Signal=1") is None
+
+
+def test_mirror_direction_for_hold_and_resume():
+    local = SDP_ANSWER + b"a=sendrecv\r\n"
+    held = ua.mirror_direction(local, SDP_OFFER + b"a=sendonly\r\n")
+    assert b"a=recvonly" in held and b"a=sendrecv" not in held
+    assert b"o=- 1 2 IN IP4" in held                       # version raised
+    resumed = ua.mirror_direction(held, SDP_OFFER + b"a=sendrecv\r\n")
+    assert b"a=sendrecv" in resumed and b"o=- 1 3 IN IP4" in resumed
+    assert ua.mirror_direction(resumed, SDP_OFFER) == resumed   # no change, no bump
+    inactive = ua.mirror_direction(SDP_ANSWER, SDP_OFFER.replace(b"127.0.0.1\r\nt",
+                                                                 b"0.0.0.0\r\nt"))
+    assert b"a=recvonly" in inactive                       # RFC 2543 hold (c=0.0.0.0)
