@@ -29,8 +29,10 @@ import socket
 
 import attrs
 from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from goip_tw.config.sections.sip import SipConfig
 from goip_tw.sip.message import (MAX_MESSAGE, Headers, Request, Response,
@@ -44,9 +46,12 @@ RELIABLE = frozenset({"tcp", "tls"})
 
 @attrs.frozen
 class Address:
+    """``name``: the domain a TLS certificate must match (RFC 5922), if not ``host``."""
+
     transport: str
     host: str
     port: int
+    name: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def reliable(self) -> bool:
@@ -208,15 +213,25 @@ class _Datagram(protocol.DatagramProtocol):
         self.receiver.handle(data, Address("udp", addr[0], addr[1]))
 
 
+@implementer(IHandshakeListener)
 class _Stream(protocol.Protocol):
-    """Content-Length framing on TCP/TLS (§18.3), CRLF keep-alives (RFC 5626 §3.5.1)."""
+    """Content-Length framing on TCP/TLS (§18.3), CRLF keep-alives (RFC 5626 §3.5.1).
 
-    def __init__(self, layer: "TransportLayer", name: str):
+    For TLS connections we open, ``handshake`` fires once the server's
+    certificate checked out, and fails if the connection drops before that.
+    """
+
+    def __init__(self, layer: "TransportLayer", name: str, client: bool = False):
         self.layer = layer
         self.name = name
         self.receiver = _Receiver(layer)
         self.buffer = b""
         self.peer: Address | None = None
+        self.handshake = defer.Deferred() if (client and name == "tls") else None
+
+    def handshakeCompleted(self):
+        if self.handshake is not None and not self.handshake.called:
+            self.handshake.callback(self)
 
     def connectionMade(self):
         peer = self.transport.getPeer()
@@ -229,6 +244,8 @@ class _Stream(protocol.Protocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.layer._connection_lost(self)
+        if self.handshake is not None and not self.handshake.called:
+            self.handshake.errback(reason)
 
     def dataReceived(self, data):
         self.buffer += data
@@ -280,12 +297,13 @@ def _stream_content_length(head: bytes) -> int | None:
 
 
 class _StreamFactory(protocol.Factory):
-    def __init__(self, layer, name):
+    def __init__(self, layer, name, client: bool = False):
         self.layer = layer
         self.name = name
+        self.client = client
 
     def buildProtocol(self, addr):
-        return _Stream(self.layer, self.name)
+        return _Stream(self.layer, self.name, self.client)
 
 
 class TransportLayer:
@@ -437,10 +455,9 @@ class TransportLayer:
         return result
 
     def _connect(self, dest: Address) -> defer.Deferred:
-        factory = _StreamFactory(self, dest.transport)
+        factory = _StreamFactory(self, dest.transport, client=True)
         if dest.transport == "tls":
-            from twisted.internet.ssl import CertificateOptions
-            opts = self.client_tls_options or CertificateOptions(verify=False)
+            opts = self._client_tls(dest)
             ep = SSL4ClientEndpoint(self.reactor, dest.host, dest.port, opts, timeout=10)
         elif dest.transport == "tcp":
             ep = TCP4ClientEndpoint(self.reactor, dest.host, dest.port, timeout=10)
@@ -448,6 +465,8 @@ class TransportLayer:
             return defer.fail(ValueError(f"unknown transport {dest.transport!r}"))
         key = (dest.transport, dest.host, dest.port)
         d = ep.connect(factory)
+        if dest.transport == "tls":
+            d.addCallback(lambda proto: proto.handshake)
 
         def done(result):
             self._pending.pop(key, None)
@@ -457,6 +476,21 @@ class TransportLayer:
         d.addErrback(lambda f: (log.info("cannot connect to {dest}: {error}",
                                          dest=str(dest), error=f.getErrorMessage()), f)[1])
         return d
+
+    def _client_tls(self, dest: Address):
+        """Verify the server (F-428) against the CA file or the platform store."""
+        if self.client_tls_options is not None:
+            return self.client_tls_options
+        from twisted.internet import ssl
+        if not self.config.tls_verify_peer:
+            log.warn("TLS to {dest} without certificate verification", dest=str(dest))
+            return ssl.CertificateOptions(verify=False)
+        if self.config.tls_ca_file:
+            with open(self.config.tls_ca_file, "rb") as f:
+                trust = ssl.Certificate.loadPEM(f.read())
+        else:
+            trust = ssl.platformTrust()
+        return ssl.optionsForClientTLS(dest.name or dest.host, trustRoot=trust)
 
     def _connection_made(self, conn: _Stream) -> None:
         p = conn.peer
@@ -470,6 +504,20 @@ class TransportLayer:
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+
+def tls_server_options(config: SipConfig):
+    """Server-side TLS options from the PEM files in the config, or None."""
+    if not (config.tls and config.tls_certificate):
+        return None
+    from twisted.internet import ssl
+    with open(config.tls_certificate, "rb") as f:
+        cert = f.read()
+    key = cert
+    if config.tls_private_key:
+        with open(config.tls_private_key, "rb") as f:
+            key = f.read()
+    return ssl.PrivateCertificate.loadPEM(cert + b"\n" + key).options()
 
 
 class SipResolver:
@@ -502,11 +550,11 @@ class SipResolver:
                     ip = yield self.resolver.getHostByName(target)
                 except Exception:
                     continue
-                out.append(Address(transport, ip, srv.port))
+                out.append(Address(transport, ip, srv.port, name=host))
             if out:
                 return out
         ip = yield self.resolver.getHostByName(host)
-        return [Address(transport, ip, uri.port or DEFAULT_PORTS[transport])]
+        return [Address(transport, ip, uri.port or DEFAULT_PORTS[transport], name=host)]
 
 
 def _is_ip(host: str) -> bool:

@@ -14,34 +14,56 @@ from twisted.internet.task import Clock
 from goip_tw.config.sections.sip import SipConfig
 from goip_tw.sip.message import Request, parse_message
 from goip_tw.sip.transaction import TransactionLayer
-from goip_tw.sip.transport import Address, KeepAlive, SipResolver, TransportLayer
+from goip_tw.sip.transport import (Address, KeepAlive, SipResolver, TransportLayer,
+                                   tls_server_options)
 
 
-def self_signed():
-    """A throw-away certificate for 127.0.0.1 (cryptography)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    from twisted.internet.ssl import CertificateOptions
-    from OpenSSL import crypto
-    return CertificateOptions(
-        privateKey=crypto.PKey.from_cryptography_key(key),
-        certificate=crypto.X509.from_cryptography(cert))
+CERT_DIR = None
 
 
-def make_stack(tls=False, **cfg):
+def cert_files():
+    """A throw-away certificate for 127.0.0.1 (IP SAN), written once per run."""
+    global CERT_DIR
+    if CERT_DIR is None:
+        import ipaddress
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(1)
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                               critical=True)
+                .sign(key, hashes.SHA256()))
+        CERT_DIR = tempfile.mkdtemp(prefix="goip-sip-tls-")
+        with open(f"{CERT_DIR}/cert.pem", "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(f"{CERT_DIR}/key.pem", "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return f"{CERT_DIR}/cert.pem", f"{CERT_DIR}/key.pem"
+
+
+def make_stack(tls=False, ca=True, **cfg):
+    extra = {}
+    if tls:
+        cert, key = cert_files()
+        extra = dict(tls_certificate=cert, tls_private_key=key,
+                     tls_ca_file=cert if ca else "")
     config = SipConfig(bind_address="127.0.0.1", local_port=0,
-                       random_port_range="30000-60000", tls=tls, tls_port=0, dscp=0, **cfg)
-    transport = TransportLayer(reactor, config, tls_options=self_signed() if tls else None,
+                       random_port_range="30000-60000", tls=tls, tls_port=0, dscp=0,
+                       **extra, **cfg)
+    transport = TransportLayer(reactor, config, tls_options=tls_server_options(config),
                                rng=random.Random())
     transport.start()
     layer = TransactionLayer(transport, reactor)
@@ -89,6 +111,22 @@ def test_tcp_round_trip():
 
 def test_tls_round_trip():
     return _round_trip("tls")
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_unverifiable_server_gives_503():
+    server_t, server = make_stack(tls=True)
+    client_t, client = make_stack(tls=True, ca=False)  # platform trust: unknown CA
+    try:
+        port = server_t.ports["tls"]
+        resp = yield client.send_request(options(port, "tls"),
+                                         Address("tls", "127.0.0.1", port))
+        assert resp.status == 503
+    finally:
+        client.stop()
+        server.stop()
+        yield client_t.stop()
+        yield server_t.stop()
 
 
 @pytest_twisted.inlineCallbacks
