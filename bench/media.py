@@ -338,8 +338,9 @@ def bench_calls(quick: bool, pin: bool):
             if codec == "G729" and not codecs.G729.available:
                 out("bridged_g729_calls_per_core", "unavailable", "")
                 continue
-            steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000, 1300]
-            good = None
+            steps = [1, 50, 100, 200, 300, 400, 500, 600, 800, 1000, 1300]
+            good = sustained = None
+            strict = True
             cpu_bound = []
             for n in steps:
                 r = subprocess.run([sys.executable, __file__, "--child", str(n), codec,
@@ -350,23 +351,38 @@ def bench_calls(quick: bool, pin: bool):
                 except (IndexError, ValueError):
                     print(f"# {codec} {n} calls: child failed: {r.stderr.strip()[-300:]}")
                     break
-                ok = (res["p99_send_ms"] < 2.0 and res["cpu"] < 0.95
-                      and res["sent_ratio"] > 0.99 and res["recv_ratio"] > 0.98)
+                kept_up = (res["cpu"] < 0.95 and res["sent_ratio"] > 0.99
+                           and res["recv_ratio"] > 0.98)
+                ok = kept_up and res["p99_send_ms"] < 2.0
                 print(f"# {codec} {n:5d} calls: cpu {res['cpu'] * 100:5.1f}%  "
                       f"p99 send {res['p99_send_ms']:.2f} ms (wake {res['p99_wake_ms']:.2f}, "
                       f"max {res['max_send_ms']:.1f})  sent {res['sent_ratio']:.3f} "
                       f"recv {res['recv_ratio']:.3f}  jb lost/underrun {res['jb_lost_or_underrun']}"
-                      f"  {'ok' if ok else 'FAIL'}", flush=True)
-                cpu_bound.append(n / max(res["cpu"], 1e-6))
-                if not ok:
+                      f"  {'ok' if ok else ('kept up, late' if kept_up else 'FAIL')}", flush=True)
+                tag = "g711" if codec == "PCMA" else "g729"
+                if n == 1:
+                    out(f"bridged_{tag}_p99_lateness_single_call", f"{res['p99_send_ms']:.2f}",
+                        "ms (the machine's own scheduling noise)")
+                    continue
+                if not kept_up:
                     break
-                good = res
+                cpu_bound.append(n / max(res["cpu"], 1e-6))
+                sustained = res
+                if ok and strict:
+                    good = res
+                else:
+                    strict = False  # the strict figure counts only an unbroken run of passes
             tag = "g711" if codec == "PCMA" else "g729"
             if cpu_bound:
                 out(f"bridged_{tag}_calls_per_core_cpu_estimate", f"{max(cpu_bound):.0f}",
                     "calls (measured calls / measured CPU share; ignores lateness)")
+            if sustained is not None:
+                out(f"bridged_{tag}_calls_sustained", sustained["calls"],
+                    "calls (no dropped frames, core not saturated; any lateness)")
+                out(f"bridged_{tag}_p99_send_lateness_at_sustained",
+                    f"{sustained['p99_send_ms']:.2f}", "ms")
             if good is None:
-                out(f"bridged_{tag}_calls_per_core", 0, "calls")
+                out(f"bridged_{tag}_calls_per_core", 0, "calls (p99 < 2 ms never met)")
                 continue
             out(f"bridged_{tag}_calls_per_core", good["calls"], "calls")
             out(f"bridged_{tag}_p99_send_lateness", f"{good['p99_send_ms']:.2f}", "ms")
