@@ -258,7 +258,7 @@ def raw_request(method: str, target: str, *, from_user: str = "attacker",
             f"CSeq: {cseq} {method}\r\n"
             f"Contact: <sip:{from_user}@{LOOPBACK}:@@LOCALPORT@@>\r\n"
             + headers +
-            (f"Content-Type: application/sdp\r\n" if body and method == "INVITE" else "")
+            ("Content-Type: application/sdp\r\n" if body and method == "INVITE" else "")
             + f"Content-Length: {len(body)}\r\n\r\n")
     return text.encode() + body
 

@@ -11,9 +11,8 @@ Peers are started by tests/peers/harness.py and stopped by PID.
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor
 
 from goip_tw.config.sections.sip import SipConfig
 from goip_tw.config.sections.voip import SipAccount, SipGroup, VoipConfig
@@ -80,7 +79,7 @@ def test_invite_from_baresip_through_kamailio_reaches_call_layer(kamailio, bares
         leg = calls.legs[0]
         assert leg.caller == "alice" and leg.callee == "goip-01"
         assert leg.own_number and leg.route.lines == (1, 2)     # two-stage dialing
-        assert leg.identity == f"address:127.0.0.1"
+        assert leg.identity == "address:127.0.0.1"
         assert b"m=audio" in leg.remote_sdp
         phone.command("hangup")
         yield poll_until(reactor, lambda: "HungUp" in calls.kinds(), timeout=10)
@@ -249,7 +248,7 @@ def test_trunk_mode_registers_gateway1_and_accepts_x_ranges(kamailio):
     try:
         yield poll_until(reactor, lambda: kamailio.contacts("trunk-01"), timeout=10)
         # 127.0.0.X is in Gateway3: admitted; prefix 00 picks line 1
-        replies = yield udp_exchange(reactor, svc.port, raw_request(
+        yield udp_exchange(reactor, svc.port, raw_request(
             "INVITE", f"sip:0013800138000@127.0.0.1:{svc.port}", body=SDP % 4000), wait=0.3)
         assert len(calls.legs) == 1 and calls.legs[0].route.lines == (1,)
         calls.legs[0].reject(486)

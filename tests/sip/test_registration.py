@@ -6,7 +6,6 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from goip_tw.config.sections.voip import SipAccount, SipGroup, VoipConfig
-from goip_tw.sip.message import Response
 from goip_tw.sip.registration import (DISABLED, FAILED, REGISTERED, STOPPED, Registration,
                                       refresh_delay, registrations_for)
 

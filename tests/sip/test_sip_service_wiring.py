@@ -108,7 +108,7 @@ def test_nat_keepalive_towards_the_registrar_while_registered():
 
 @pytest_twisted.inlineCallbacks
 def test_trusted_host_names_are_resolved_and_status_lists_registrations():
-    from tests.peers.harness import poll_until, raw_request, udp_exchange
+    from tests.peers.harness import poll_until
     from tests.sip.test_peers_kamailio import SDP, RecordingCalls
 
     sip = SipConfig(bind_address="127.0.0.1", local_port=free_port(), tcp=False)
@@ -127,7 +127,6 @@ def test_trusted_host_names_are_resolved_and_status_lists_registrations():
             "server": "localhost:9", "registered": False, "expires": 0,
             "reason": "nothing to register"}]
         # an outgoing call to a host name is resolved before the INVITE leaves
-        from goip_tw.sip import ua
         events = []
         leg = svc.place_call("101@localhost:9", line=1, local_sdp=SDP % 4000)
         leg.listener = events.append
