@@ -38,7 +38,7 @@ from typing import Any, Callable
 import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface
+from zope.interface import Interface
 
 log = Logger()
 

@@ -1,7 +1,7 @@
 """Shared pieces of the received-SMS tests: a real SQLite store on a tmp dir,
 recording fakes with the real signatures."""
 
-import attrs
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from zope.interface import implementer
@@ -37,6 +37,16 @@ def open_store(path):
             return s
         yield s.stop()
     raise AssertionError("store reader thread keeps dying at start")
+
+
+@pytest.fixture
+def net():
+    """A simulated mobile network (goip_tw.simulator) on the real reactor."""
+    from tests.modem.simhelp import make_network
+
+    n = make_network()
+    yield n
+    n.stop()
 
 
 @implementer(IReceivedSmsObserver)

@@ -112,7 +112,7 @@ def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
 
     from goip_tw.sms.forward import ForwardRules, Forwarder, email_sender
     from goip_tw.sms.inbound import InboundSms
-    from tests.sms.inbound_support import flush, open_store, part
+    from tests.sms.inbound_support import open_store, part
 
     sink = SmtpSink(tmp_path, mode="starttls", fail_first=1)
     sink.start()

@@ -2,23 +2,15 @@
 message with emoji and a short one are stored once, forwarded once, and a "crash"
 between the store commit and the module delete leaves no duplicate."""
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from goip_tw.sms.forward import ForwardRules, Forwarder, sip_sender
 from goip_tw.sms.inbound import InboundSms
-from tests.modem.simhelp import PHONE, booted, make_network, sleep, wait_until
-from tests.sms.inbound_support import Recorder, history, open_store
+from tests.modem.simhelp import PHONE, booted, sleep, wait_until
+from tests.sms.inbound_support import Recorder, history, net, open_store  # noqa: F401
 from tests.sms.test_forward_sip import FakeSip
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 @pytest_twisted.inlineCallbacks

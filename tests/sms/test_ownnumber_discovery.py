@@ -11,8 +11,8 @@ from goip_tw.sms.ownnumber import (
     TOKEN_PREFIX, DiscoveryFailed, OwnNumbers, TokenCodec, extract_number,
 )
 from goip_tw.sms.ussd import UssdSessions
-from tests.modem.simhelp import booted, make_network, wait_until
-from tests.sms.inbound_support import Recorder, history, open_store, part, store  # noqa: F401
+from tests.modem.simhelp import booted, wait_until
+from tests.sms.inbound_support import Recorder, history, net, open_store, part, store  # noqa: F401
 
 SECRET = b"gateway-secret"
 ICCID = "89860012345678901234"
@@ -41,13 +41,6 @@ def test_token_round_trip_and_tamper():
     assert codec.open(TOKEN_PREFIX + "!!!", 1000, 3600) is None
     with pytest.raises(ValueError):
         codec.make("12;rm -rf", 0)
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 @pytest_twisted.inlineCallbacks

@@ -1,21 +1,14 @@
 """F-504 USSD sessions: through the simulator's menus on real ptys, and edge cases
 with a fake modem of the same signature."""
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from goip_tw.modem.model import UssdReply
 from goip_tw.sms.ussd import UssdSessions
-from tests.modem.simhelp import booted, make_network, wait_until
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
+from tests.sms.inbound_support import net  # noqa: F401
+from tests.modem.simhelp import booted, wait_until
 
 
 @pytest_twisted.inlineCallbacks
