@@ -9,7 +9,6 @@ from twisted.internet.task import Clock
 from goip_tw.sip.dialog import Dialog, DialogTable, check_request, hold_direction
 from goip_tw.sip.message import Request, parse_message
 from goip_tw.sip.transaction import Timers, TransactionLayer
-from goip_tw.sip.transport import Address
 
 from sipcore import UAC, RecordingTransport, request
 
@@ -86,7 +85,7 @@ def env():
 def in_dialog(resp_bytes, method, cseq, body=b"", branch="z9hG4bKin"):
     """The peer's in-dialog request built from our 200 (To tag included)."""
     resp = parse_message(resp_bytes)
-    extra = f"Contact: <sip:alice@127.0.0.1:5070>\r\n"
+    extra = "Contact: <sip:alice@127.0.0.1:5070>\r\n"
     if body:
         extra += "Content-Type: application/sdp\r\n"
     raw = request(method, branch=branch, call_id="d1@127.0.0.1", cseq=cseq, body=body,

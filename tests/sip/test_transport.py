@@ -6,7 +6,6 @@ import datetime
 import random
 import socket
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
@@ -194,10 +193,10 @@ def test_rport_and_received_added_and_reply_to_source():
     try:
         port = server_t.ports["udp"]
         # Via claims a port nobody listens on: the 200 must come back to our source
-        raw = (f"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP 10.9.9.9:9;branch=z9hG4bKnat1;rport\r\n"
-               f"From: <sip:a@x>;tag=1\r\nTo: <sip:gw@x>\r\nCall-ID: nat1\r\n"
-               f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+        raw = ("OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 10.9.9.9:9;branch=z9hG4bKnat1;rport\r\n"
+               "From: <sip:a@x>;tag=1\r\nTo: <sip:gw@x>\r\nCall-ID: nat1\r\n"
+               "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
         sock.sendto(raw, ("127.0.0.1", port))
         data = None
         for _ in range(100):
