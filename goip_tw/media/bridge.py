@@ -235,6 +235,27 @@ class LegMedia:
         return out
 
 
+class PcmPlayer:
+    """Plays a fixed PCM buffer frame by frame (in-band DTMF, prompts); same
+    ``frame()``/``finished`` shape as :class:`~goip_tw.media.tones.ToneGenerator`."""
+
+    def __init__(self, pcm: bytes):
+        self._pcm = pcm
+        self._pos = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= len(self._pcm)
+
+    def remaining(self) -> bytes:
+        return self._pcm[self._pos:]
+
+    def frame(self, samples: int = FRAME_SAMPLES) -> bytes:
+        chunk = self._pcm[self._pos:self._pos + 2 * samples]
+        self._pos += 2 * samples
+        return chunk + bytes(2 * samples - len(chunk))
+
+
 class LineMedia:
     """The module's voice port with per-line input/output gain."""
 

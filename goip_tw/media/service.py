@@ -20,8 +20,8 @@ from twisted.application import service
 from twisted.logger import Logger
 
 from goip_tw.media import codecs, sdp, srtp, tones
-from goip_tw.media.bridge import LegMedia, LineMedia, Session
-from goip_tw.media.dtmf import DtmfDetector, DtmfEvent
+from goip_tw.media.bridge import LegMedia, LineMedia, PcmPlayer, Session
+from goip_tw.media.dtmf import DtmfDetector, DtmfEvent, generate
 from goip_tw.media.ports import PortAllocator
 from goip_tw.media.rtcp import RtcpProtocol
 from goip_tw.media.rtp import RtpStream
@@ -244,10 +244,19 @@ class MediaService(service.Service):
             listener.leg_dtmf(leg, event.digit)
 
     def send_dtmf(self, leg, digit: str, duration_ms: int = 100) -> bool:
-        """Send a digit to the SIP side as RFC 4733; False when the leg has no event PT
-        (the caller then uses SIP INFO)."""
+        """Send a digit to the SIP side as RFC 4733 or, in in-band mode, as tones in
+        the audio; False when neither applies (the caller then uses SIP INFO)."""
         st = self._legs.get(leg)
-        if st is None or st.media.dtmf_pt is None:
+        if st is None:
+            return False
+        if self.config.dtmf_mode == "inband":
+            s = self._leg_session(leg)
+            pause = bytes(2 * 8 * 60)
+            pending = s.leg_tone.remaining() if isinstance(s.leg_tone, PcmPlayer) else b""
+            s.leg_tone = PcmPlayer(pending + generate(digit, max(40, duration_ms)) + pause)
+            s.update()
+            return True
+        if st.media.dtmf_pt is None:
             return False
         st.media.send_dtmf(digit, duration_ms)
         return True

@@ -100,3 +100,33 @@ def test_tone_spec_uses_custom_definition_first():
     assert svc.tone_spec("busy").freqs == ((500.0, 13),)
     assert svc.tone_spec("dial").freqs == ((350.0, 16), (450.0, 16))
     assert svc.tone_spec("waiting").cadence == ((100, 2500),)
+
+
+@pytest_twisted.inlineCallbacks
+def test_inband_dtmf_goes_out_as_tones_and_is_detected_at_the_far_end():
+    from twisted.internet import reactor
+    from goip_tw.media.dtmf import DtmfDetector
+
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43480, rtp_port_max=43499,
+                       dtmf_mode="inband", codecs=("PCMU",))
+    ports = {}
+    a = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1",
+                     voice_port_of=lambda n: ports.setdefault(n, FrameQueue()))
+    b = MediaService(reactor, attrs.evolve(cfg, rtp_port_min=43500, rtp_port_max=43519),
+                     address="127.0.0.1", interface="127.0.0.1",
+                     voice_port_of=lambda n: ports.setdefault(n + 10, FrameQueue()))
+    la, lb = Leg(), Leg()
+    answer = b.local_sdp(lb, a.local_sdp(la, None))
+    assert b"telephone-event" not in answer
+    a.remote_sdp(la, answer)
+    digits = []
+    hb = b.bridge(1, lb)
+    det = b.detect_leg_dtmf(lb, digits.append)
+    assert a.send_dtmf(la, "4", 80) and a.send_dtmf(la, "#", 80)
+    yield task.deferLater(reactor, 0.8, lambda: None)
+    det.stop()
+    hb.stop()
+    assert digits == ["4", "#"]
+    a.release(la)
+    b.release(lb)
+    assert len(a.ticker) == 0 and len(b.ticker) == 0
