@@ -298,6 +298,12 @@ class MediaService(service.Service):
                     s.line_tone = s.line_tone or old.line_tone
                     s.leg_tone = s.leg_tone or old.leg_tone
                     old.stop()
+            # the line and the leg now belong to ``s`` only: never two sessions reading
+            # one voice port (call waiting swaps legs on a line)
+            if ls is not None:
+                ls.line = None
+            if gs is not None:
+                gs.leg = None
             self._line_sessions[line] = s
             self._leg_sessions[leg] = s
         s.bridged = True

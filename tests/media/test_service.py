@@ -130,3 +130,26 @@ def test_inband_dtmf_goes_out_as_tones_and_is_detected_at_the_far_end():
     a.release(la)
     b.release(lb)
     assert len(a.ticker) == 0 and len(b.ticker) == 0
+
+
+def test_swapping_legs_on_a_line_keeps_one_reader_per_port():
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43520, rtp_port_max=43539)
+    port = FrameQueue()
+    svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1",
+                       voice_port_of=lambda n: port)
+    l1, l2 = Leg(), Leg()
+    svc.local_sdp(l1, None)
+    svc.local_sdp(l2, None)
+    h1 = svc.bridge(1, l1)
+    h1.stop()
+    h2 = svc.bridge(1, l2)
+    t = svc.tone_to_leg(l1, "waiting")  # the held leg hears a tone: must not touch the port
+    readers = [s for s in set(svc._leg_sessions.values()) | set(svc._line_sessions.values())
+               if s.line is not None and s.line.port is port]
+    assert len(readers) == 1
+    t.stop()
+    h2.stop()
+    svc.release(l1)
+    svc.release(l2)
+    assert len(svc.ticker) == 0 and not svc.ports.in_use
