@@ -162,6 +162,9 @@ def dedup_ref(part: ReceivedPart) -> int:
 def normalise(part: ReceivedPart) -> ReceivedPart:
     """Repair what would make a part unstorable; never drop it (it is the only copy)."""
     fixes = {}
+    if isinstance(part.line, bool) or not isinstance(part.line, int) or part.line < 0:
+        log.warn("received sms: field line={line!r} invalid, stored as line 0", line=part.line)
+        fixes["line"] = 0
     if not isinstance(part.total, int) or not 1 <= part.total <= MAX_PARTS:
         log.warn("received sms: field total={total!r} out of range, treated as single",
                  total=part.total)

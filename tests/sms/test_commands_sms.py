@@ -203,3 +203,16 @@ def test_multipart_command_is_recognised_once_complete(store):
     yield inbound.part_received(part(PASSWORD, total=2, seq=2, ref=5))
     clock.advance(0)
     assert gw.calls == ["factory_reset"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60))
+def test_parse_never_raises_and_only_ascii_keywords_match(text):
+    cmd = parse(text)
+    if cmd is not None:
+        body = text.strip(" \t\r\n")
+        assert body[:6].isascii() and body.upper().startswith(("RESET", "REBOOT", "###INFO###"))
+        assert "\n" not in cmd.password and " " not in cmd.password

@@ -151,3 +151,22 @@ def wait_for_row(store, predicate):
             return rows
         yield deferLater(reactor, 0.02)
     raise AssertionError(f"forward row never matched: {[tuple(r) for r in rows]}")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(sender=st.text(max_size=60), text=st.text(max_size=300))
+def test_no_sms_content_ever_becomes_a_header(sender, text):
+    import email
+    import email.policy
+
+    raw = build_message(from_addr="gw@example.org", to_addrs=["o@example.org"],
+                        sms_sender=sender, line=1, text=text, received_at="t")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert sorted(msg.keys()) == sorted(["From", "To", "Subject", "Date", "Message-ID",
+                                         "X-GoIP-Line", "X-GoIP-Sender", "Content-Type",
+                                         "Content-Transfer-Encoding", "MIME-Version"])
+    # only line ends are normalised (CR, LF, CRLF -> LF), as MIME text requires
+    assert text.replace("\r\n", "\n").replace("\r", "\n") in msg.get_content()

@@ -200,3 +200,18 @@ def test_modem_handler_uses_the_modem_dedupe_key(store):
     rows = yield history(store)
     assert [(r["parts"], r["state"], r["slot"]) for r in rows] == [
         (3, "received", "B"), (2, "incomplete", "B")]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_any = st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=20), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=_any, total=_any, seq=_any, ref=_any, sender=_any, text=_any)
+def test_normalise_always_gives_a_storable_part(line, total, seq, ref, sender, text):
+    p = normalise(ReceivedPart(line=line, sender=sender, text=text, scts="s", total=total,
+                               seq=seq, ref=ref))
+    assert isinstance(p.line, int) and p.line >= 0
+    assert 1 <= p.seq <= p.total <= 255 and 0 <= p.ref <= 0xFFFF
+    assert isinstance(p.sender, str) and isinstance(p.text, str)
