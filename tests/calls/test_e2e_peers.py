@@ -1,0 +1,217 @@
+"""Calls end to end with real peers on 127.0.0.1 (issue 7 tests).
+
+baresip (Debian) registered to Kamailio calls a number; Kamailio routes it to the
+gateway's SIP service; the controller picks a simulated line (modules on ptys,
+F-106); the simulated remote phone answers; hang-ups travel both ways; the CDR
+row lands in a real SQLite store.  Incoming: a simulated remote phone calls a
+SIM and the gateway forwards the call to baresip (auto-answer) with the caller
+ID per F-461.  Peers are started by tests/peers/harness.py and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.serialport import SerialPort
+
+from goip_tw.calls.cdr import CdrRepository
+from goip_tw.calls.controller import CallController
+from goip_tw.calls.linestate import LineStates
+from goip_tw.calls.mediaside import NullMedia
+from goip_tw.calls.modemside import ModemLines
+from goip_tw.calls.sipside import SipSide
+from goip_tw.config.sections.calls import CallsConfig, LineCalls
+from goip_tw.config.sections.sip import SipConfig
+from goip_tw.config.sections.voip import SipAccount, VoipConfig
+from goip_tw.events import EventBus
+from goip_tw.modem.api import Modem
+from goip_tw.modem.at import AtEngine
+from goip_tw.simulator import Network
+from goip_tw.store.sqlite import SqliteStore
+from tests.peers.harness import (baresip_factory, free_port,  # noqa: F401
+                                 kamailio_factory, peer_dir, poll_until, run_tool,
+                                 sipsak_argv)
+
+ECHO = "+12125550190"
+#: Kamailio users: the softphone, and AoRs bound to the gateway's socket (kamcmd
+#: would store an all-digit user name as a number, so they are seeded at start).
+USERS = {"alice": "secret", "12125550190": "gwpass", "12125550177": "gwpass",
+         "12125550166": "gwpass"}
+
+
+class Gateway:
+    """The calls path assembled from the real pieces (what CallsService wires)."""
+
+    def __init__(self, tmp_path, kamailio, calls_config: CallsConfig, media=None):
+        self.kamailio = kamailio
+        self.network = Network(reactor, reg_delay=0.2, boot_delay=0.1)
+        for _ in range(2):
+            self.network.add_module("quectel", 1)
+        self.network.add_remote_phone(ECHO, answer_after=1.0, audio="echo")
+        self.config = calls_config
+        self.events = EventBus()
+        self.published = []
+        self.events.subscribe("line.call_state",
+                              lambda topic, **f: self.published.append(f))
+        path = str(tmp_path / "gw.sqlite")
+        # WAL set up front: the store's two threads switching a fresh file to WAL at
+        # the same moment can meet "database is locked" (reported to the lead).
+        sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
+        self.store = SqliteStore(path, reactor=reactor)
+        self.cdrs = CdrRepository(self.store)
+        voip = VoipConfig(account=SipAccount(auth_id="goip-01", registrar=kamailio.address,
+                                             expires=0), outgoing_auth="address")
+        from goip_tw.sip.service import SipService
+
+        self.sip = SipService(reactor, SipConfig(
+            bind_address="127.0.0.1", local_port=free_port(), tcp=False,
+            keepalive_mode="off", nict_timeout=2.0, ict_timeout=4.0), voip, 2)
+        self.media = media or NullMedia()
+        self.lines = ModemLines(reactor)
+        self.sip_side = SipSide(self.sip, self.media)
+        self.ctl = CallController(
+            clock=reactor, sip=self.sip_side, lines=self.lines, media=self.media,
+            line_states=LineStates(self.events, reactor), calls_config=lambda: self.config,
+            cdrs=self.cdrs, events=self.events)
+        self.lines.controller = self.sip_side.controller = self.ctl
+        self.sip.set_call_handler(self.sip_side)
+        self.ports, self.modems = [], []
+
+    @defer.inlineCallbacks
+    def start(self):
+        yield self.store.start()
+        self.network.start()
+        yield poll_until(reactor, lambda: all(m.at_path for m in self.network.modules), 5)
+        for n, module in enumerate(self.network.modules, 1):
+            engine = AtEngine(reactor, name=f"line{n}")
+            self.ports.append(SerialPort(engine, module.at_path, reactor, baudrate=115200))
+            modem = Modem(engine, reactor, name=f"line{n}")
+            self.modems.append(modem)
+            yield modem.initialise()
+            yield modem.read_sim_identity()
+            yield poll_until(reactor, lambda m=module: m.registered, 5)
+            yield modem.registration()
+            self.lines.add_line(n, modem)
+        self.sip.startService()
+
+    @defer.inlineCallbacks
+    def bind(self, aor):
+        """Register ``aor`` at Kamailio with the gateway's socket as contact (sipsak)."""
+        out, err, code = yield run_tool(reactor, sipsak_argv(
+            "-U", "-i", "-C", f"sip:{aor}@127.0.0.1:{self.sip.port}", "-x", "300",
+            "-s", f"sip:{aor}@{self.kamailio.address}", "-a", "gwpass", "-u", aor),
+            timeout=15)
+        # "s:" keeps kamcmd from reading an all-digit AoR as a number
+        assert self.kamailio.contacts(f"s:{aor}"), out + err
+
+    def states(self, line):
+        return [f["state"] for f in self.published if f["line"] == line]
+
+    @defer.inlineCallbacks
+    def stop(self):
+        self.ctl.hangup_all()
+        yield self.sip.stopService()
+        for modem in self.modems:
+            modem.stop()
+        for port in self.ports:
+            port.loseConnection()
+        self.network.stop()
+        yield self.store.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def gateway_factory(tmp_path, kamailio_factory, monkeypatch):
+    monkeypatch.setattr("goip_tw.store.migrations.AREA_MODULES", ("goip_tw.calls.schema",))
+    kamailio = kamailio_factory(users=USERS)
+    made = []
+
+    @defer.inlineCallbacks
+    def make(config=None, **kw):
+        gw = Gateway(tmp_path, kamailio, config or CallsConfig(), **kw)
+        made.append(gw)
+        yield gw.start()
+        return gw
+
+    yield make
+    for gw in made:
+        await gw.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_baresip_calls_mobile_and_hangs_up(gateway_factory, baresip_factory):
+    gw = yield gateway_factory()
+    yield gw.bind("12125550190")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:12125550190@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    assert gw.network.active_calls()
+    assert gw.states(1) == ["DIALING", "ALERTING", "CONNECTED"]
+    phone.command("hangup")
+    yield poll_until(reactor, lambda: not gw.network.active_calls(), timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.calls and not gw.ctl.pending_cdrs, 5)
+    rows = yield gw.cdrs.recent()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["line"], row["direction"], row["end_side"]) == (1, "out", "sip")
+    assert row["callee_before"] == "12125550190" and row["caller_before"] == "alice"
+    assert row["answer_time"] is not None and row["iccid"] == "8900100000000000011"
+    assert row["sip_call_id"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_remote_phone_hangs_up_first(gateway_factory, baresip_factory):
+    gw = yield gateway_factory()
+    gw.network.add_remote_phone("+12125550177", answer_after=1.0, hangup_after=2.0)
+    yield gw.bind("12125550177")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:12125550177@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield phone.wait_event(reactor, "CALL_CLOSED", timeout=15)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["end_side"] == "mobile"
+
+
+@pytest.mark.parametrize("behaviour,code", [
+    ({"busy": True}, 486), ({"reject": True}, 603), ({"unreachable": True}, 480),
+    ({"answer_after": None}, 408),
+])
+@pytest_twisted.inlineCallbacks
+def test_failures_reach_baresip_as_sip_codes(gateway_factory, baresip_factory,
+                                             behaviour, code):
+    gw = yield gateway_factory(CallsConfig(no_answer_timeout=4))
+    gw.network.add_remote_phone("+12125550166", **behaviour)
+    yield gw.bind("12125550166")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:12125550166@{gw.kamailio.address}")
+    event = yield phone.wait_event(reactor, "CALL_CLOSED", timeout=20)
+    assert str(code) in event.get("param", ""), event
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["sip_code"] == code
+
+
+@pytest.mark.parametrize("cid_mode,shown", [("from", "12125550155"), ("off", "goip-01")])
+@pytest_twisted.inlineCallbacks
+def test_incoming_forwarded_to_baresip(gateway_factory, baresip_factory, cid_mode, shown):
+    phone = baresip_factory("bob")
+    gw = yield gateway_factory(CallsConfig(lines=(LineCalls(
+        incoming_forward=f"bob@127.0.0.1:{phone.sip_port}", cid_mode=cid_mode),)))
+    caller = gw.network.add_remote_phone("+12125550155")
+    caller.dial(gw.modems[0].sim.own_number)
+    event = yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    assert shown in event.get("peeruri", ""), event
+    yield poll_until(reactor, lambda: gw.network.active_calls()
+                     and gw.network.active_calls()[0].state == "active", 10)
+    assert gw.states(1) == ["INCOMING", "CONNECTED"]
+    caller.hangup()
+    yield phone.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["direction"] == "in" and rows[0]["caller_before"] == "+12125550155"
