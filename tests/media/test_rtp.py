@@ -1,8 +1,7 @@
-import struct
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.internet.protocol import DatagramProtocol
 
 from goip_tw.media import rtcp

@@ -60,9 +60,9 @@ def test_build_service_finds_voice_ports_and_speaks_sdp():
         assert "a=rtpmap:18 G729/8000" in offer and "a=fmtp:18 annexb=yes" in offer
     port = int(offer.split("m=audio ")[1].split()[0])
     assert port % 2 == 0 and 43400 <= port <= 43420
-    svc.remote_sdp(leg, (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-                         f"t=0 0\r\nm=audio 43500 RTP/AVP 0 101\r\n"
-                         f"a=rtpmap:101 telephone-event/8000\r\n").encode())
+    svc.remote_sdp(leg, ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                         "t=0 0\r\nm=audio 43500 RTP/AVP 0 101\r\n"
+                         "a=rtpmap:101 telephone-event/8000\r\n").encode())
     assert svc.codec_of(leg) == "PCMU"
     handle = svc.bridge(1, leg)
     yield task.deferLater(reactor, 0.1, lambda: None)
@@ -105,7 +105,6 @@ def test_tone_spec_uses_custom_definition_first():
 @pytest_twisted.inlineCallbacks
 def test_inband_dtmf_goes_out_as_tones_and_is_detected_at_the_far_end():
     from twisted.internet import reactor
-    from goip_tw.media.dtmf import DtmfDetector
 
     cfg = attrs.evolve(MediaConfig(), rtp_port_min=43480, rtp_port_max=43499,
                        dtmf_mode="inband", codecs=("PCMU",))
