@@ -350,7 +350,11 @@ class LineService(service.Service):
             return
         if isinstance(ev, model.RegistrationChanged):
             if self.state in ("searching", "registered"):
+                was = self.state
                 self._apply_registration(ev.registration)
+                if self.state == "registered" and was != "registered":
+                    # operator and technology are read by the poll; do it now
+                    self._later("poll", 0, self._timed_poll, gen)
         elif isinstance(ev, model.SignalChanged):
             self.signal = ev.signal
         elif isinstance(ev, model.SimStatusChanged):

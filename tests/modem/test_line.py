@@ -79,7 +79,8 @@ def test_line_comes_up_and_reports_json(rigs):
     net, svc, add = rigs
     line = add()
     svc.startService()
-    yield wait_until(lambda: line.state == "registered", what="registered")
+    yield wait_until(lambda: line.state == "registered" and line.operator is not None,
+                     what="registered")
     assert states(line)[:3] == ["initialising", "searching", "registered"]
     st = line.status()
     assert st["state"] == "registered" and st["model"] == "EC25"
