@@ -109,3 +109,27 @@ def test_line_accounts_pads_missing_lines():
     accounts = line_accounts(voip, 3)
     assert [a.auth_id for a in accounts] == ["7", "", ""]
     assert auto_configure(SipAccount(auth_id="7", prefixes="1,2"), 2)[1].prefixes == "2,3"
+
+
+def test_per_line_and_group_prefixes_must_be_distinct():
+    from goip_tw.config import schema
+
+    good = {"mode": "per_line", "lines": [
+        {"auth_id": "101", "prefixes": "001,13"}, {"auth_id": "102", "prefixes": "002,13"}]}
+    errors = []
+    schema.build_section(VoipConfig, good, "voip", "goip.toml", errors)
+    assert errors == []
+    for bad, why in (
+        ({"mode": "per_line", "lines": [{"auth_id": "101", "prefixes": "13"},
+                                        {"auth_id": "102", "prefixes": "13,15"}]},
+         "voip.lines[0].prefixes: needs at least one prefix no other entry has"),
+        ({"mode": "per_group", "groups": [{"name": "a", "account": {"prefixes": "1"}},
+                                          {"name": "b", "account": {"prefixes": "1"}}]},
+         "voip.groups[0].prefixes: needs at least one prefix no other entry has"),
+    ):
+        errors = []
+        schema.build_section(VoipConfig, bad, "voip", "goip.toml", errors)
+        assert [e.reason for e in errors] == [why], errors
+    # auto-configure makes them distinct by itself
+    VoipConfig(mode="per_line", auto_configure_lines=True,
+               lines=(SipAccount(auth_id="101", prefixes="001"),))

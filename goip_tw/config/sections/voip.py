@@ -163,6 +163,26 @@ class VoipConfig:
             raise ValueError("voip.trunk_gateway1 is required to register in trunk mode")
         if self.proxy_enabled and not self.proxy_password:
             raise ValueError("voip.proxy_password is required with the embedded proxy")
+        if self.mode == "per_line" and not self.auto_configure_lines:
+            _check_distinct_prefixes(
+                [(f"voip.lines[{i}]", a.prefixes) for i, a in enumerate(self.lines)
+                 if a.auth_id or a.prefixes])
+        if self.mode == "per_group":
+            _check_distinct_prefixes(
+                [(f"voip.groups[{i}]", g.account.prefixes) for i, g in enumerate(self.groups)])
+
+
+def _check_distinct_prefixes(entries: list[tuple[str, str]]) -> None:
+    """Manual §4.3: every line (group) needs at least one prefix no other has.
+
+    An entry with no prefix at all is allowed (calls for it are refused with 603
+    until one is set), so a half-filled form still loads.
+    """
+    sets = [(key, {p.strip() for p in text.split(",") if p.strip()}) for key, text in entries]
+    for key, prefixes in sets:
+        others = set().union(*(p for k, p in sets if k != key)) if len(sets) > 1 else set()
+        if prefixes and prefixes <= others:
+            raise ValueError(f"{key}.prefixes: needs at least one prefix no other entry has")
 
 
 _TRAILING_NUMBER = re.compile(r"(\d+)(?!.*\d)")
