@@ -83,6 +83,7 @@ class LegMedia:
         self._sid_age = 0
         self.underflow_frames = 0
         self.vad_suppressed = 0
+        self.bad_payloads = 0
         self.port = None         # the listening UDP port (IListeningPort), for polled receive
         self._polled = False
         stream.on_packet = self._on_packet
@@ -167,8 +168,13 @@ class LegMedia:
                 break
             kind, payload = self.jb.pop()
             if kind == AUDIO:
-                pcm = self.decoder.decode(payload)
-                heard = True
+                try:
+                    pcm = self.decoder.decode(payload)
+                    heard = True
+                except ValueError as e:  # e.g. an oversized G.729 payload
+                    self.bad_payloads += 1
+                    log.debug("rtp: undecodable payload: {error}", error=e)
+                    pcm = self.decoder.conceal(FRAME_SAMPLES)
             elif kind == LOST:
                 pcm = self.decoder.conceal(self.remote_ptime * 8)
             else:
@@ -231,7 +237,7 @@ class LegMedia:
         out = self.stream.figures()
         out.update(self.jb.figures())
         out.update(codec=self.codec.name if self.codec else None,
-                   vad_suppressed=self.vad_suppressed)
+                   vad_suppressed=self.vad_suppressed, bad_payloads=self.bad_payloads)
         return out
 
 

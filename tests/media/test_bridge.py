@@ -289,3 +289,18 @@ def test_no_common_codec_raises_for_488():
         svc.local_sdp(leg, OFFER.replace(b"RTP/AVP 0 8 96 101", b"RTP/AVP 0 96"))
     svc.release(leg)
     assert not svc.ports.in_use
+
+
+@pytest.mark.skipif(not codecs.G729.available, reason="G.729 unavailable")
+def test_undecodable_payload_is_concealed_not_fatal():
+    clock = task.Clock()
+    s, port, stream = make(clock, codec=codecs.G729)
+    for i in range(6):
+        payload = bytes(700) if i == 3 else bytes(20)
+        stream.datagramReceived(RtpPacket(18, i, 160 * i, 9, payload).to_bytes(), ("127.0.0.1", 7000))
+        clock.advance(0.02)
+    for _ in range(5):
+        clock.advance(0.02)
+    s.stop()
+    assert s.leg.bad_payloads == 1
+    assert s.ticker.errors == 0
