@@ -548,6 +548,7 @@ class LineService(service.Service):
             "iccid": sim.iccid if sim else None,
             "imsi": sim.imsi if sim else None,
             "own_number": sim.own_number if sim else None,
+            "number": sim.own_number if sim else None,
             "registration": reg.state if reg else None,
             "technology": reg.technology if reg else None,
             "signal": sig.rssi if sig else None,

@@ -67,6 +67,8 @@ class ModemsService(service.MultiService):
     def statuses(self) -> list[dict]:
         return [ln.status() for ln in self.lines]
 
+    lines_json = statuses  # what goip_tw/web/app.py calls for GET /api/lines
+
     def health_state(self) -> str:
         states = [ln.state for ln in self.lines]
         return f"{states.count('registered')}/{len(states)} registered"

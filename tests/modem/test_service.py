@@ -52,6 +52,8 @@ def test_32_lines_register_and_survive_one_replug(tmp_path):
         yield wait_until(lambda: all(ln.state == "registered" for ln in modems.lines),
                          timeout=60, step=0.1, what="32 lines registered")
         lines = modem_service.lines_json(gw)
+        assert lines == modems.lines_json()
+        assert all(ln["number"] == ln["own_number"] and ln["number"] for ln in lines)
         assert len(lines) == 32 and [ln["line"] for ln in lines] == list(range(1, 33))
         assert len({ln["imei"] for ln in lines}) == 32
         assert all(ln["key"].startswith(str(tmp_path)) for ln in lines)
