@@ -174,8 +174,20 @@ class MediaService(service.Service):
         st.media.stream.srtp = None
         return None
 
-    def remote_sdp(self, leg, answer: bytes) -> None:
-        """The far end's answer to our offer (183 or 200)."""
+    def remote_sdp(self, leg, answer: bytes) -> bool:
+        """The far end's answer to our offer (183 or 200).
+
+        Returns False (and logs which field was wrong) for an unusable answer, so a
+        bad peer never raises into the SIP layer; the caller should end the call."""
+        try:
+            self._remote_sdp(leg, answer)
+        except (sdp.SdpError, srtp.SrtpError) as e:
+            log.warn("media: unusable SDP answer on call {call_id}: {error}",
+                     call_id=getattr(leg, "call_id", None), error=e)
+            return False
+        return True
+
+    def _remote_sdp(self, leg, answer: bytes) -> None:
         st = self._state(leg)
         desc = sdp.parse(answer)
         offered = st.offered or self.codec_order()

@@ -152,3 +152,15 @@ def test_swapping_legs_on_a_line_keeps_one_reader_per_port():
     svc.release(l1)
     svc.release(l2)
     assert len(svc.ticker) == 0 and not svc.ports.in_use
+
+
+def test_bad_answer_is_reported_not_raised():
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43540, rtp_port_max=43559, codecs=("PCMA",))
+    svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
+    leg = Leg()
+    svc.local_sdp(leg, None)
+    assert svc.remote_sdp(leg, b"garbage") is False
+    assert svc.remote_sdp(leg, b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n") is False
+    assert svc.remote_sdp(leg, b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 8\r\n") is True
+    svc.release(leg)
