@@ -236,8 +236,9 @@ class Call:
         self.play(None)
         if self.bridge is not None:
             stats = self.bridge.stop()
-            if isinstance(stats, MediaStats):
-                self.stats = stats
+            if stats is not None and hasattr(stats, "one_way"):
+                self.stats = MediaStats(stats.codec, stats.loss, stats.jitter_ms,
+                                        bool(stats.one_way))
             self.bridge = None
         ctl = self.controller
         if side == "mobile" and sip_code is None and not self.sip_answered:

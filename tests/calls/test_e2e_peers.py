@@ -29,6 +29,7 @@ from goip_tw.config.sections.voip import SipAccount, VoipConfig
 from goip_tw.events import EventBus
 from goip_tw.modem.api import Modem
 from goip_tw.modem.at import AtEngine
+from goip_tw.modem.audio import open_voice_port
 from goip_tw.simulator import Network
 from goip_tw.store.sqlite import SqliteStore
 from tests.peers.harness import (baresip_factory, free_port,  # noqa: F401
@@ -80,6 +81,8 @@ class Gateway:
         self.sip.set_call_handler(self.sip_side)
         self.ports, self.modems = [], []
 
+        self.voice = {}
+
     @defer.inlineCallbacks
     def start(self):
         yield self.store.start()
@@ -88,6 +91,8 @@ class Gateway:
         for n, module in enumerate(self.network.modules, 1):
             engine = AtEngine(reactor, name=f"line{n}")
             self.ports.append(SerialPort(engine, module.at_path, reactor, baudrate=115200))
+            if module.audio_path:
+                self.voice[n] = open_voice_port(reactor, module.audio_path, name=f"voice{n}")
             modem = Modem(engine, reactor, name=f"line{n}")
             self.modems.append(modem)
             yield modem.initialise()
@@ -118,6 +123,10 @@ class Gateway:
             modem.stop()
         for port in self.ports:
             port.loseConnection()
+        for port in self.voice.values():
+            port.close()
+        if hasattr(self.media, "stopService"):
+            yield self.media.stopService()
         self.network.stop()
         yield self.store.stop()
 
@@ -215,3 +224,64 @@ def test_incoming_forwarded_to_baresip(gateway_factory, baresip_factory, cid_mod
     yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
     rows = yield gw.cdrs.recent()
     assert rows[0]["direction"] == "in" and rows[0]["caller_before"] == "+12125550155"
+
+
+def dominant(path, freqs=(440, 1000, 1400)):
+    """(strongest of ``freqs``, seconds, RMS) over the second half of a 16-bit mono
+    WAV; the RMS guards against silence, where any frequency "wins"."""
+    import array
+    import math
+    import wave
+
+    with wave.open(path, "rb") as w:
+        rate = w.getframerate()
+        s = array.array("h", w.readframes(w.getnframes()))
+    s = s[len(s) // 2:]
+
+    def power(freq):
+        k = 2 * math.cos(2 * math.pi * freq / rate)
+        a = b = 0.0
+        for x in s:
+            a, b = x + k * a - b, a
+        return a * a + b * b - k * a * b
+    rms = math.sqrt(sum(x * x for x in s) / len(s)) if s else 0.0
+    return max(freqs, key=power), len(s) / rate, rms
+
+
+@pytest_twisted.inlineCallbacks
+def test_tone_from_baresip_comes_back_through_echo_phone(gateway_factory, baresip_factory):
+    """Audio both ways: baresip's 440 Hz goes out on the line, the echo phone returns
+    it, and baresip records it (sndfile dump) -- the demo's "hear yourself" path."""
+    import glob
+
+    from goip_tw.config.sections.media import MediaConfig
+    from goip_tw.media.service import MediaService
+
+    holder = {}
+    media = MediaService(reactor, MediaConfig(codecs=("PCMU", "PCMA")),
+                         voice_port_of=lambda n: holder["gw"].voice.get(n),
+                         interface="127.0.0.1")
+    gw = yield gateway_factory(media=media)
+    holder["gw"] = gw
+    yield gw.bind("12125550190")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:12125550190@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield defer_sleep(4)
+    phone.command("hangup")
+    yield phone.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
+    dumps = glob.glob(str(phone.workdir / "dump-*-dec.wav"))
+    assert dumps, phone.log_text()[-2000:]
+    freq, seconds, rms = dominant(dumps[0])
+    assert seconds > 1 and rms > 300 and freq == 440, (freq, seconds, rms)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["codec"] in ("PCMU", "PCMA")
+    assert rows[0]["one_way_audio"] == 0
+
+
+def defer_sleep(seconds):
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
