@@ -52,7 +52,7 @@ class State:
     def leg_answered(self, call, leg):
         pass
 
-    def leg_dtmf(self, call, leg, digit):
+    def leg_dtmf(self, call, leg, digit, source="signal"):
         pass
 
     def leg_hold(self, call, leg, held):
@@ -68,7 +68,7 @@ class State:
     def mobile_connected(self, call, mcall):
         pass
 
-    def mobile_dtmf(self, call, mcall, digit):
+    def mobile_dtmf(self, call, mcall, digit, source="signal"):
         pass
 
     def mobile_ended(self, call, mcall, cause, text):
@@ -99,6 +99,7 @@ class Call:
         self.tone = None
         self.detector = None
         self.digits = ""
+        self.last_digit = None
         self.sip_answered = False
         self.mobile_answered = False
         self.ended = False

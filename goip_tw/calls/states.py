@@ -31,7 +31,17 @@ class _Collecting(State):
         call.play("dial", to=self.tone_to)
         call.start_timer("digits", call.config.digit_timeout)
 
-    def digit(self, call, digit):
+    #: The same digit reported by a second source (module URC and in-band detector
+    #: both hear one key press) within this time is one key press.
+    DUPLICATE_WINDOW = 0.3
+
+    def digit(self, call, digit, source="signal"):
+        now = call.clock.seconds()
+        last = getattr(call, "last_digit", None)
+        call.last_digit = (digit, now, source)
+        if last is not None and last[0] == digit and last[2] != source and (
+                now - last[1] < self.DUPLICATE_WINDOW):
+            return
         if digit == "#":
             self.finish(call)
             return
@@ -64,11 +74,11 @@ class OutCollecting(_Collecting):
         ctl = call.controller
         if ctl.dtmf_mode() == "inband":
             call.detector = ctl.media.detect_leg_dtmf(
-                call.leg, lambda d: call.leg_dtmf(call.leg, d))
+                call.leg, lambda d: call._dispatch("leg_dtmf", call.leg, d, "inband"))
         super().enter(call)
 
-    def leg_dtmf(self, call, leg, digit):
-        self.digit(call, digit)
+    def leg_dtmf(self, call, leg, digit, source="signal"):
+        self.digit(call, digit, source)
 
     def done(self, call):
         call.controller.dial_second_stage(call)
@@ -109,7 +119,7 @@ class OutDialing(State):
         if call.m1_digits is not None:
             call.start_timer("m1", M1_DELAY)
 
-    def leg_dtmf(self, call, leg, digit):
+    def leg_dtmf(self, call, leg, digit, source="signal"):
         call.mcall.send_dtmf(digit, call.controller.calls_config().dtmf_digit_ms)
 
     def timeout(self, call, name):
@@ -141,11 +151,11 @@ class InCollecting(_Collecting):
 
     def enter(self, call):
         call.detector = call.controller.media.detect_line_dtmf(
-            call.line, lambda d: call.mobile_dtmf(call.mcall, d))
+            call.line, lambda d: call._dispatch("mobile_dtmf", call.mcall, d, "inband"))
         super().enter(call)
 
-    def mobile_dtmf(self, call, mcall, digit):
-        self.digit(call, digit)
+    def mobile_dtmf(self, call, mcall, digit, source="signal"):
+        self.digit(call, digit, source)
 
     def done(self, call):
         call.controller.forward_second_stage(call)
@@ -196,7 +206,7 @@ class Talking(State):
     def _send(self, call, digits):
         call.mcall.send_dtmf(digits, call.controller.calls_config().dtmf_digit_ms)
 
-    def leg_dtmf(self, call, leg, digit):
+    def leg_dtmf(self, call, leg, digit, source="signal"):
         if call.config.call_waiting == "2" and call.other_mcalls:
             if self.pending_key:
                 self.pending_key = False

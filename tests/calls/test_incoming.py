@@ -266,3 +266,18 @@ def test_call_test_busy_remote():
     mcall.listener.mobile_ended(mcall, None, "BUSY")
     assert results[0].cause == 17 and not results[0].answered
     rig.assert_clean()
+
+
+def test_two_stage_one_key_press_heard_twice_counts_once():
+    """Module URC and in-band detector both report a key: one digit (F-460)."""
+    rig = Rig()
+    mcall = ring(rig)
+    detect = rig.media.detectors["line"]
+    mcall.listener.mobile_dtmf(mcall, "5")
+    rig.clock.advance(0.1)
+    detect("5")
+    rig.clock.advance(0.5)
+    detect("5")                       # a second press, later: counted
+    mcall.listener.mobile_dtmf(mcall, "#")
+    assert ("sip", "invite", "55", "01088886666", "from") in rig.take()
+    rig.ctl.hangup_all()
