@@ -177,6 +177,16 @@ class InboundService(service.Service):
         return (getattr(sim, "iccid", None) or "",
                 "ABCD"[slot] if isinstance(slot, int) and 0 <= slot < 4 else "")
 
+    def _line_event(self, number: int):
+        """Network-initiated USSD (+CUSD nobody waited for) reaches the sessions."""
+        from goip_tw.modem.model import UssdNotification
+
+        def observe(event):
+            if isinstance(event, UssdNotification):
+                self.ussd.notification(number, event.reply)
+
+        return observe
+
     def line_sms_handler(self, number: int, sms) -> defer.Deferred:
         """``LineService.sms_handler(line, IncomingSms)``: durable before it fires."""
         return self.inbound.handler_for(number, lambda: self._sim_of(number))(sms)
@@ -186,8 +196,13 @@ class InboundService(service.Service):
     @defer.inlineCallbacks
     def startService(self):
         super().startService()
+        self._line_observers = []
         for line in getattr(self._modems, "lines", ()):
             line.sms_handler = self.line_sms_handler
+            if hasattr(line, "add_observer"):
+                fn = self._line_event(line.number)
+                line.add_observer(fn)
+                self._line_observers.append((line, fn))
         yield self.inbound.start()
         yield self.forwarder.start()
 
@@ -196,6 +211,9 @@ class InboundService(service.Service):
         for line in getattr(self._modems, "lines", ()):
             if line.sms_handler == self.line_sms_handler:
                 line.sms_handler = None
+        for line, fn in getattr(self, "_line_observers", ()):
+            line.remove_observer(fn)
+        self._line_observers = []
         self.inbound.stop()
         self.forwarder.stop()
         self.ussd.stop()

@@ -31,9 +31,17 @@ class FakeSmsService(Recorder):
 class FakeLine:
     def __init__(self, number):
         self.number = number
+        self.observers = []
         self.sms_handler = None
         self.sim_slot = 1
         self.modem = type("M", (), {"sim": type("S", (), {"iccid": "8986000001"})()})()
+
+
+    def add_observer(self, fn):
+        self.observers.append(fn)
+
+    def remove_observer(self, fn):
+        self.observers.remove(fn)
 
 
 class FakeModems:
@@ -95,8 +103,13 @@ def test_line_sms_is_stored_fanned_out_and_forwarded(store, tmp_path):
     assert gw.hooks == ["restart"]
     rows = yield history(store)
     assert [r["text"] for r in rows] == ["hello", "REBOOT ********", "RESET ********"]
+    from goip_tw.modem.model import UssdNotification, UssdReply
+
+    for fn in line2.observers:
+        fn(UssdNotification(UssdReply(1, "Accept offer? 1=yes")))
+    assert svc.ussd.state(2).session_open
     svc.stopService()
-    assert line2.sms_handler is None
+    assert line2.sms_handler is None and line2.observers == []
     assert gw.reactor.getDelayedCalls() == []
 
 
