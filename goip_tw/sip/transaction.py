@@ -46,6 +46,7 @@ deque of deadlines behind it, so thousands of Timer J's cost one DelayedCall.
 
 from __future__ import annotations
 
+import math
 import os
 
 from twisted.internet import defer
@@ -297,6 +298,8 @@ class ServerTransaction(_Transaction):
         self.on_cancel = None
         self.on_ack_timeout = None
         self._timers = []
+        if not self.is_invite:
+            self._start_timer(64 * layer.timers.t1, self._nist_timer)
 
     @property
     def final_sent(self) -> bool:
@@ -332,11 +335,11 @@ class ServerTransaction(_Transaction):
             self._start_timer(t.h, self._timer_h)
             return
         self.state = "completed"
-        self._stop_timers()
         if self.reliable:
-            self._terminate()
+            self._terminate()  # Timer J is zero
         else:
-            self._start_timer(64 * t.t1, self._terminate)  # Timer J
+            # Timer J: _nist_timer (armed at creation) extends to 64*T1 from now
+            self.interval = layer.clock.seconds()
 
     def _retransmit(self):
         if self.last is not None:
@@ -361,12 +364,23 @@ class ServerTransaction(_Transaction):
             if self.on_ack_timeout is not None:
                 self.on_ack_timeout()
 
-    def _abandoned(self):
+    def _nist_timer(self):
+        """One timer per NIST, armed at creation for 64*T1: Timer J when the final
+        response went out by then (extended to 64*T1 after it, rounded up to 1/4 s
+        so the extensions share scheduler queues); otherwise the TU never
+        answered and the transaction is dropped (not in RFC 3261)."""
         if self.state in ("trying", "proceeding"):
             log.warn("no response to {method} from {source} within 64*T1; "
                      "dropping the transaction", method=self.request.method,
                      source=str(self.source))
             self._terminate()
+        elif self.state == "completed":
+            layer = self.layer
+            left = self.interval + 64 * layer.timers.t1 - layer.clock.seconds()
+            if left > 0.001:
+                self._start_timer(math.ceil(left * 4) / 4, self._terminate)
+            else:
+                self._terminate()
 
     def ack_received(self):
         if self.state == "completed":
@@ -512,9 +526,6 @@ class TransactionLayer:
             return
         txn = ServerTransaction(self, request, source, key)
         self._servers[key] = txn
-        if not txn.is_invite:
-            # not in RFC 3261: a TU that never answers must not pin memory forever
-            txn._start_timer(64 * self.timers.t1, txn._abandoned)
         try:
             self.request_received(txn)
         except Exception:

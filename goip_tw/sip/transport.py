@@ -208,7 +208,7 @@ class _Datagram(protocol.DatagramProtocol):
         self.receiver = _Receiver(layer)
 
     def datagramReceived(self, data, addr):
-        if not data.strip(b"\r\n\x00 "):
+        if len(data) < 8 and not data.strip(b"\r\n\x00 "):
             return  # keep-alive (F-426) or padding
         self.receiver.handle(data, Address("udp", addr[0], addr[1]))
 

@@ -349,3 +349,13 @@ def test_full_table_answers_503_statelessly(env):
     assert resp.status == 503 and resp.headers.get("retry-after") == "5"
     assert layer.counts == (0, 2)
     advance(clock, 64 * T1 + 0.2)
+
+
+def test_cancel_nist_terminates_after_timer_j(env):
+    clock, transport, layer = env
+    layer.request_received = lambda txn: None
+    transport.deliver(request("INVITE"))
+    transport.deliver(request("CANCEL"))
+    transport.deliver(request("ACK"))
+    advance(clock, 64 * T1 + 0.5)
+    assert layer.counts == (0, 0)
