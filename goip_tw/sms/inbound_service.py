@@ -117,6 +117,7 @@ class InboundService(service.Service):
             send_sms=self._send, token_ttl=float(cfg.own_number_token_ttl),
             timeout=float(cfg.own_number_timeout))
         self.history = SmsHistory(store)
+        self.ready: defer.Deferred | None = None
         self.inbound = InboundSms(store, clock, reassembly_timeout=float(cfg.reassembly_timeout),
                                   interceptors=[self.commands, self.own_numbers],
                                   planner=self.forwarder)
@@ -193,7 +194,6 @@ class InboundService(service.Service):
 
     # -- life cycle -------------------------------------------------------------------
 
-    @defer.inlineCallbacks
     def startService(self):
         super().startService()
         self._line_observers = []
@@ -203,6 +203,15 @@ class InboundService(service.Service):
                 fn = self._line_event(line.number)
                 line.add_observer(fn)
                 self._line_observers.append((line, fn))
+        self.ready = self._load()
+        self.ready.addErrback(lambda f: log.failure("received-SMS service failed to load", f))
+        return self.ready
+
+    @defer.inlineCallbacks
+    def _load(self):
+        # Reads are not ordered behind the store's migrations; a write is, so this
+        # no-op write means the tables exist before we read them.
+        yield self.gateway.store.write(lambda conn: None)
         yield self.inbound.start()
         yield self.forwarder.start()
 
