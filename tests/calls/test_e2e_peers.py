@@ -40,13 +40,14 @@ ECHO = "+12125550190"
 #: Kamailio users: the softphone, and AoRs bound to the gateway's socket (kamcmd
 #: would store an all-digit user name as a number, so they are seeded at start).
 USERS = {"alice": "secret", "12125550190": "gwpass", "12125550177": "gwpass",
-         "12125550166": "gwpass"}
+         "12125550166": "gwpass", "goip-01": "gwpass", "101": "bobpass"}
 
 
 class Gateway:
     """The calls path assembled from the real pieces (what CallsService wires)."""
 
-    def __init__(self, tmp_path, kamailio, calls_config: CallsConfig, media=None):
+    def __init__(self, tmp_path, kamailio, calls_config: CallsConfig, media=None,
+                 dtmf_mode="rfc4733"):
         self.kamailio = kamailio
         self.network = Network(reactor, reg_delay=0.2, boot_delay=0.1)
         for _ in range(2):
@@ -63,8 +64,9 @@ class Gateway:
         sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
         self.store = SqliteStore(path, reactor=reactor)
         self.cdrs = CdrRepository(self.store)
-        voip = VoipConfig(account=SipAccount(auth_id="goip-01", registrar=kamailio.address,
-                                             expires=0), outgoing_auth="address")
+        voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
+                                             registrar=kamailio.address, expires=0),
+                          outgoing_auth="address")
         from goip_tw.sip.service import SipService
 
         self.sip = SipService(reactor, SipConfig(
@@ -76,7 +78,7 @@ class Gateway:
         self.ctl = CallController(
             clock=reactor, sip=self.sip_side, lines=self.lines, media=self.media,
             line_states=LineStates(self.events, reactor), calls_config=lambda: self.config,
-            cdrs=self.cdrs, events=self.events)
+            cdrs=self.cdrs, events=self.events, dtmf_mode=lambda: dtmf_mode)
         self.lines.controller = self.sip_side.controller = self.ctl
         self.sip.set_call_handler(self.sip_side)
         self.ports, self.modems = [], []
@@ -285,3 +287,99 @@ def defer_sleep(seconds):
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+def media_for(holder, dtmf_mode="rfc4733"):
+    from goip_tw.config.sections.media import MediaConfig
+    from goip_tw.media.service import MediaService
+
+    return MediaService(reactor, MediaConfig(codecs=("PCMU", "PCMA"), dtmf_mode=dtmf_mode),
+                        voice_port_of=lambda n: holder["gw"].voice.get(n),
+                        interface="127.0.0.1")
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_stage_outgoing_rfc4733(gateway_factory, baresip_factory):
+    """Item 3: baresip calls the gateway's own number, hears dial tone, keys the
+    number and '#' (RFC 4733 telephone-events); the line dials it."""
+    holder = {}
+    gw = yield gateway_factory(media=media_for(holder))
+    holder["gw"] = gw
+    yield gw.bind("goip-01")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:goip-01@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield poll_until(reactor, lambda: gw.states(1) == ["ACTIVE"], 5)
+    for digit in "12125550190#":
+        phone.command("sndcode", digit)
+        yield defer_sleep(0.25)
+    yield poll_until(reactor, lambda: gw.network.active_calls(), timeout=10)
+    yield poll_until(reactor, lambda: "CONNECTED" in gw.states(1), timeout=10)
+    phone.command("hangup")
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["two_stage"] == 1 and rows[0]["callee_after"] == "12125550190"
+    assert gw.states(1)[:3] == ["ACTIVE", "DIALING", "ALERTING"]
+
+
+def dtmf_wav(path, digits, lead_ms=2500):
+    import wave
+
+    from goip_tw.media.dtmf import generate
+
+    pcm = bytes(16 * lead_ms)
+    for d in digits:
+        pcm += generate(d, 120) + bytes(16 * 120)
+    pcm += bytes(16 * 20000)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+    return str(path)
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_stage_outgoing_inband(gateway_factory, baresip_factory, tmp_path):
+    """Item 3 with F-427 in-band DTMF: the digits are tones in baresip's audio."""
+    holder = {}
+    gw = yield gateway_factory(media=media_for(holder, "inband"), dtmf_mode="inband")
+    holder["gw"] = gw
+    yield gw.bind("goip-01")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret",
+                            audio_file=dtmf_wav(tmp_path / "digits.wav", "12125550190#"))
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:goip-01@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield poll_until(reactor, lambda: gw.network.active_calls(), timeout=15)
+    phone.command("hangup")
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["two_stage"] == 1 and rows[0]["callee_after"] == "12125550190"
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_stage_incoming(gateway_factory, baresip_factory):
+    """Item 2, empty forward number: the gateway answers the mobile caller, who keys
+    9101# (module DTMF detection); dial rules 9:-9 (F-464) make it 101, which
+    Kamailio routes to baresip (auto-answer)."""
+    holder = {}
+    gw = yield gateway_factory(CallsConfig(lines=(LineCalls(
+        incoming_dial_rules="9:-9", cid_mode="off"),)), media=media_for(holder))
+    holder["gw"] = gw
+    bob = baresip_factory("101", registrar=gw.kamailio.address, password="bobpass")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("s:101"), timeout=10)
+    caller = gw.network.add_remote_phone("+12125550155")
+    caller.dial(gw.modems[0].sim.own_number)
+    yield poll_until(reactor, lambda: gw.states(1) == ["ACTIVE"], 10)
+    yield poll_until(reactor, lambda: gw.network.active_calls()[0].state == "active", 5)
+    caller.send_dtmf("9101#")
+    yield bob.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    assert gw.states(1) == ["ACTIVE", "INCOMING", "CONNECTED"]
+    caller.hangup()
+    yield bob.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["two_stage"] == 1
+    assert (rows[0]["callee_before"], rows[0]["callee_after"]) == ("9101", "101")
