@@ -303,8 +303,10 @@ class _Message:
             raise SipParseError(key, f"missing {canonical_name(key)}")
         return v
 
-    def validate(self) -> None:
+    def validate(self) -> tuple[int, str]:
         """Check what every UAS needs (§8.1.1, §20): raises ``SipParseError``.
+
+        Returns the parsed CSeq.
 
         One pass over the headers; Via, From and To are checked by regexes and
         only parsed into objects when the regex balks (to name the problem).
@@ -339,7 +341,7 @@ class _Message:
             v = first[key]
             if check(v) is None or "[" in v:
                 NameAddr.parse(v, key)
-        _parse_cseq(first["cseq"])
+        cseq = _parse_cseq(first["cseq"])
         call_id = first["call-id"]
         if not call_id or " " in call_id or "\t" in call_id:
             raise SipParseError("call-id", f"bad Call-ID {call_id[:40]!r}")
@@ -351,6 +353,7 @@ class _Message:
                 self.body)):
             raise SipParseError("content-length", f"Content-Length {cl[:20]!r} "
                                 f"does not match body of {len(self.body)} bytes")
+        return cseq
 
 
 def _parse_cseq(raw: str) -> tuple[int, str]:
@@ -380,8 +383,8 @@ class Request(_Message):
     def copy(self) -> "Request":
         return Request(self.method, self.uri, self.headers.copy(), self.body)
 
-    def validate(self) -> None:
-        super().validate()
+    def validate(self) -> tuple[int, str]:
+        num, method = super().validate()
         text = str(self.uri)
         if _RURI_CHECK.fullmatch(text) is not None and "[" not in text:
             if "?" in text.rpartition("@")[2] and text[:3].lower() == "sip":
@@ -393,10 +396,10 @@ class Request(_Message):
         if uri is not None and uri.headers is not None:
             raise SipParseError("request-uri", "headers are not allowed in a "
                                 "Request-URI (§19.1.5)")
-        num, method = self.cseq
         if method != self.method:
             raise SipParseError("cseq", f"CSeq method {method} does not match "
                                 f"request method {self.method}")
+        return num, method
 
     def make_response(self, status: int, reason: str | None = None,
                       to_tag: str | None = None) -> "Response":
