@@ -59,33 +59,49 @@ class SipService(service.Service):
         self.events = events
         self.auth = auth if auth is not None else DigestAuth(
             reactor, algorithms=("MD5", "SHA-256") if voip_config.digest_sha256 else ("MD5",))
-        self.transport = TransportLayer(reactor, sip_config, tls_options)
-        self.transactions = TransactionLayer(self.transport, reactor,
+        self._tls_options = tls_options
+        self._build_stack(sip_config)
+        self.registrations: dict[str, Registration] = {}
+        self.registrar = None
+        self._configure_voip(voip_config)
+        self._call_handler = None
+        self._message_handler = None
+        self._line_network: dict[int, bool] = {}
+        self._keepalives: dict[str, KeepAlive] = {}
+
+    def _build_stack(self, sip_config: SipConfig) -> None:
+        self.sip_config = sip_config
+        self.transport = TransportLayer(self.reactor, sip_config, self._tls_options)
+        self.transactions = TransactionLayer(self.transport, self.reactor,
                                              Timers.from_config(sip_config))
         self.transactions.request_received = self._request_received
         self.transactions.ack_received = self._ack_received
-        self.ua = ua_mod.UaCore(self.transactions, self.transport, reactor,
+        self.ua = ua_mod.UaCore(self.transactions, self.transport, self.reactor,
                                 self._contact_for, authorize=self.auth.authorize)
-        self.router = PrefixRouter.from_config(voip_config, line_count)
-        self.plans = registrations_for(voip_config, line_count)
-        self.registrations: dict[str, Registration] = {}
-        self.registrar = None
+
+    def _configure_voip(self, voip_config: VoipConfig) -> None:
+        """Routing, registrations plan, embedded proxy and admission from ``voip``."""
+        old = getattr(self, "voip", None)
+        self.voip = voip_config
+        self.router = PrefixRouter.from_config(voip_config, self.line_count)
+        self.plans = registrations_for(voip_config, self.line_count)
         proxy_password = voip_config.proxy_password if voip_config.proxy_enabled else ""
-        if proxy_password:
-            self.registrar = Registrar(
-                reactor, self.auth.verifier(lambda user: proxy_password),
-                self.auth.challenge, max_expires=voip_config.proxy_max_expires,
-                new_tag=self.transactions.new_tag)
+        keep = (old is not None and self.registrar is not None and old.proxy_enabled
+                and old.proxy_password == proxy_password
+                and old.proxy_max_expires == voip_config.proxy_max_expires)
+        if not keep:
+            self.registrar = None
+            if proxy_password:
+                self.registrar = Registrar(
+                    self.reactor, self.auth.verifier(lambda user: proxy_password),
+                    self.auth.challenge, max_expires=voip_config.proxy_max_expires,
+                    new_tag=lambda: self.transactions.new_tag())
         self._proxy_calls = self.auth.verifier(lambda user: proxy_password or None,
                                                proxy=True)
         passwords = self._account_passwords()
         self.admission = Admission(
             voip_config.outgoing_auth, self._trusted(),
             self.auth.verifier(self._password_of) if (passwords or proxy_password) else None)
-        self._call_handler = None
-        self._message_handler = None
-        self._line_network: dict[int, bool] = {}
-        self._keepalives: dict[str, KeepAlive] = {}
 
     # -- wiring for other subsystems -------------------------------------
 
@@ -102,6 +118,12 @@ class SipService(service.Service):
     def startService(self):
         super().startService()
         self.transport.start()
+        self._start_registrations()
+        self._resolve_trusted()
+        log.info("SIP listening on {ports}; mode {mode}; {n} registration(s)",
+                 ports=self.transport.ports, mode=self.voip.mode, n=len(self.plans))
+
+    def _start_registrations(self) -> None:
         host, port = self.transport.sent_by("udp")
         for plan in self.plans:
             kind = plan.account.transport
@@ -118,20 +140,51 @@ class SipService(service.Service):
             if not self._plan_line_up(plan):
                 reg._enabled = False
             reg.start()
-        self._resolve_trusted()
-        log.info("SIP listening on {ports}; mode {mode}; {n} registration(s)",
-                 ports=self.transport.ports, mode=self.voip.mode, n=len(self.plans))
+
+    def _stop_registrations(self) -> defer.Deferred:
+        for keepalive in self._keepalives.values():
+            keepalive.stop()
+        self._keepalives.clear()
+        regs, self.registrations = list(self.registrations.values()), {}
+        return defer.DeferredList([reg.stop() for reg in regs])
 
     @defer.inlineCallbacks
     def stopService(self):
         super().stopService()
-        for keepalive in self._keepalives.values():
-            keepalive.stop()
-        self._keepalives.clear()
         self.ua.stop()
-        yield defer.DeferredList([reg.stop() for reg in self.registrations.values()])
+        yield self._stop_registrations()
         self.transactions.stop()
         yield self.transport.stop()
+
+    @defer.inlineCallbacks
+    def reconfig(self, old, new, changed):
+        """Apply ``sip``/``voip`` changes: unregister, rebuild, register again.
+
+        A change under ``sip`` (ports, transports, timers) also restarts the
+        transports, which ends calls in progress; a ``voip``-only change keeps
+        them (and the proxy's bindings when its settings did not change).
+        """
+        sip_changed = any(k == "sip" or k.startswith("sip.") for k in changed)
+        voip_changed = any(k == "voip" or k.startswith("voip.") for k in changed)
+        if not (sip_changed or voip_changed):
+            return
+        log.info("SIP applying new settings: {keys}",
+                 keys=sorted(k for k in changed if k.split(".")[0] in ("sip", "voip")))
+        running = self.running
+        if running:
+            yield self._stop_registrations()
+        if sip_changed:
+            if running:
+                self.ua.stop()
+                self.transactions.stop()
+                yield self.transport.stop()
+            self._build_stack(new.sip)
+            if running:
+                self.transport.start()
+        self._configure_voip(new.voip)
+        if running:
+            self._start_registrations()
+            self._resolve_trusted()
 
     @property
     def port(self) -> int:

@@ -296,3 +296,36 @@ def test_registers_over_tcp(kamailio_factory):
     finally:
         yield svc.stopService()
     assert kam.contacts("goip-01") == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_reconfig_moves_the_registration(kamailio):
+    """A VoIP settings change from the UI: unregister the old account, register the new;
+    a SIP port change re-listens and re-registers with the new Contact."""
+    import attrs
+
+    from goip_tw.config.model import default_config
+    from goip_tw.config.schema import diff
+
+    kamailio.add_user("goip-01", "pw1")
+    kamailio.add_user("goip-02", "pw2")
+    old = attrs.evolve(default_config(), sip=sip_config(), voip=reg_voip(
+        kamailio, account=SipAccount(auth_id="goip-01", password="pw1",
+                                     registrar=kamailio.address)))
+    svc = SipService(reactor, old.sip, old.voip, 1)
+    svc.startService()
+    try:
+        yield poll_until(reactor, lambda: kamailio.contacts("goip-01"), timeout=10)
+        new = attrs.evolve(old, voip=attrs.evolve(old.voip, account=SipAccount(
+            auth_id="goip-02", password="pw2", registrar=kamailio.address)))
+        yield svc.reconfig(old, new, diff(old, new))
+        yield poll_until(reactor, lambda: kamailio.contacts("goip-02"), timeout=10)
+        assert kamailio.contacts("goip-01") == []
+        newer = attrs.evolve(new, sip=sip_config())
+        yield svc.reconfig(new, newer, diff(new, newer))
+        assert svc.port == newer.sip.local_port
+        yield poll_until(reactor, lambda: kamailio.contacts("goip-02") == [
+            f"sip:goip-02@127.0.0.1:{newer.sip.local_port}"], timeout=10)
+    finally:
+        yield svc.stopService()
+    assert kamailio.contacts("goip-02") == []
