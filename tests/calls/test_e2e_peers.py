@@ -383,3 +383,27 @@ def test_two_stage_incoming(gateway_factory, baresip_factory):
     rows = yield gw.cdrs.recent()
     assert rows[0]["two_stage"] == 1
     assert (rows[0]["callee_before"], rows[0]["callee_after"]) == ("9101", "101")
+
+
+@pytest.mark.parametrize("mode,ringing,progress", [
+    ("color_fake", True, True), ("color", False, True), ("fake", True, False)])
+@pytest_twisted.inlineCallbacks
+def test_ringback_modes_seen_by_baresip(gateway_factory, baresip_factory, mode, ringing,
+                                        progress):
+    """F-422: 180 at once and/or 183 with early media when the remote phone rings."""
+    holder = {}
+    gw = yield gateway_factory(CallsConfig(ringback=mode), media=media_for(holder))
+    holder["gw"] = gw
+    gw.network.add_remote_phone("+12125550177", answer_after=3.0)
+    yield gw.bind("12125550177")
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:12125550177@{gw.kamailio.address}")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    kinds = [e.get("type") for e in phone.events]
+    assert ("CALL_RINGING" in kinds) == ringing, kinds
+    assert ("CALL_PROGRESS" in kinds) == progress, kinds
+    if ringing and progress:
+        assert kinds.index("CALL_RINGING") < kinds.index("CALL_PROGRESS")
+    phone.command("hangup")
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
