@@ -176,3 +176,47 @@ def test_incoming_forwarded_and_answered(simrig):
     rig.settle(2)
     assert rig.log[-1] == ("sip", "bye")
     assert rig.cdrs.records[0].direction == "in"
+
+
+def states_by_number(rig):
+    return {c.number: c.state for c in rig.modems[0].calls}
+
+
+@pytest.mark.parametrize("mode", ["1", "2", "3"])
+def test_call_waiting_with_two_remote_phones(simrig, mode):
+    """F-465 over AT+CCWA/AT+CHLD on the simulated module, two remote phones."""
+    rig = simrig(lines=[{"incoming_forward": "101", "call_waiting": mode}])
+    rig.wait(rig.modems[0].set_call_waiting(True))
+    first = rig.network.add_remote_phone("+12125550151")
+    second = rig.network.add_remote_phone("+12125550152")
+    sim_number = rig.modems[0].sim.own_number
+    first.dial(sim_number)
+    rig.settle(1)
+    leg = rig.sip.legs[0]
+    leg.listener.leg_answered(leg)
+    rig.settle(1)
+    assert states_by_number(rig) == {"+12125550151": "active"}
+    second.dial(sim_number)
+    rig.settle(1)
+    if mode == "2":
+        assert states_by_number(rig) == {"+12125550151": "active", "+12125550152": "waiting"}
+        for key in "32":                       # toggle to the waiting caller
+            leg.listener.leg_dtmf(leg, key)
+        rig.settle(1)
+    expected = {"+12125550151": "held", "+12125550152": "active"}
+    assert states_by_number(rig) == expected
+    if mode == "3":                            # 2 s later: back to the first caller
+        rig.settle(2.2)
+        assert states_by_number(rig) == {"+12125550151": "active", "+12125550152": "held"}
+        first.hangup()                         # the old call ends: retrieve the new
+        rig.settle(1.5)
+        assert states_by_number(rig) == {"+12125550152": "active"}
+        second.hangup()
+    else:
+        second.hangup()                        # the new call ends: resume the old
+        rig.settle(1.5)
+        assert states_by_number(rig) == {"+12125550151": "active"}
+        first.hangup()
+    rig.settle(1.5)
+    assert rig.log[-1] == ("sip", "bye")
+    assert not rig.network.active_calls()
