@@ -308,13 +308,16 @@ class LineService(service.Service):
             reg = yield modem.registration()
             sig = yield modem.signal()
             op = yield modem.operator() if reg.registered else defer.succeed(None)
+            volte = yield modem.volte() if reg.registered else defer.succeed(self.volte)
         except at.PortClosed:
             return
         except at.AtError as exc:
             log.warn("{line}: status poll failed: {err}", line=self.name, err=exc)
             reg = sig = op = None
+            volte = self.volte
         if gen != self._gen:
             return
+        self.volte = volte
         if sig is not None:
             self.signal = sig
         if op is not None:

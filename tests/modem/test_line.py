@@ -88,6 +88,7 @@ def test_line_comes_up_and_reports_json(rigs):
     assert st["imsi"] == line.module.sim.imsi and st["own_number"] == line.module.sim.msisdn
     assert st["technology"] == "4G" and st["signal"] == line.module.rssi
     assert st["operator_code"] == line.module.serving and st["sim_slot"] == "A"
+    assert st["volte"] is True  # read again once registered (IMS needs LTE)
     assert st["key"].endswith("module1-at") and "/dev/pts" not in st["key"]
     assert line.voice is not None and not line.voice.closed
     assert ("line.state", {"line": 1, "state": "registered", "previous": "searching",
