@@ -31,6 +31,7 @@ from goip_tw.sip import ua as ua_mod
 from goip_tw.sip.admission import AddressSet, Admission, DigestAuth
 from goip_tw.sip.dialog import check_request
 from goip_tw.sip.message import NameAddr, Request, SipParseError, SipURI
+from goip_tw.sip.outgoing import Originator
 from goip_tw.sip.registrar import Registrar
 from goip_tw.sip.registration import (Registration, RegistrationState, host_port,
                                       registrations_for)
@@ -45,7 +46,7 @@ MAX_MESSAGE_BODY = 4096
 ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE", "UPDATE")
 
 
-class SipService(service.Service):
+class SipService(Originator, service.Service):
     """One SIP stack for the whole gateway."""
 
     name = "sip"
@@ -498,100 +499,6 @@ class SipService(service.Service):
 
     def _ack_received(self, request: Request, source) -> None:
         self.ua.ack_received(request, source)
-
-    # -- outgoing ------------------------------------------------------------
-
-    def _target(self, target: str, account_key: str):
-        """(request URI, destination Address, account) for a target string."""
-        acct = self._account(account_key)
-        text = target.strip()
-        if text.startswith(("sip:", "sips:")):
-            uri = SipURI.parse(text)
-        elif "@" in text:
-            uri = SipURI.parse("sip:" + text)
-        else:
-            binding = self.registrar.lookup(text) if self.registrar is not None else None
-            if binding is not None:
-                return binding.contact, binding.source, acct
-            server = (self.voip.trunk_gateway1 if self.voip.mode == "trunk"
-                      else acct.proxy or acct.registrar)
-            if not server:
-                raise ValueError(f"no server to send {text!r} to")
-            host, port = host_port(server)
-            uri = SipURI.parse(f"sip:{text}@{host}" + (f":{port}" if port != 5060 else "")
-                               + (f";transport={acct.transport}" if acct.transport != "udp"
-                                  else ""))
-        dest = ua_mod.uri_address(uri)
-        if acct.outbound_proxy:
-            ohost, oport = host_port(acct.outbound_proxy)
-            dest = Address(acct.transport, ohost, oport)
-        return uri, dest, acct
-
-    def _account(self, key: str):
-        for plan in self.plans:
-            if plan.key == key:
-                return plan.account
-        return self.voip.account
-
-    def account_for_line(self, line: int | None) -> str:
-        for plan in self.plans:
-            if line is None or line in plan.lines:
-                return plan.key
-        return "main"
-
-    def place_call(self, target: str, *, caller: str = "", caller_display: str = "",
-                   line: int | None = None, local_sdp: bytes = b"",
-                   caller_id_mode: str = "from") -> ua_mod.OutboundLeg:
-        """GSM -> VoIP: INVITE ``target`` (see ``goip_tw.sip.ua``)."""
-        key = self.account_for_line(line)
-        uri, dest, acct = self._target(target, key)
-        domain = acct.home_domain or (host_port(acct.registrar)[0] if acct.registrar
-                                      else self.transport.sent_by("udp")[0])
-        user, display, extra = ua_mod.caller_id_headers(
-            caller_id_mode, caller, caller_display, acct.user or "gw", domain)
-        from_ = NameAddr(uri=SipURI(host=domain, user=user), display=display or None)
-        if acct.outbound_proxy:
-            ohost, oport = host_port(acct.outbound_proxy)
-            extra = [("Route", f"<sip:{ohost}:{oport};lr>")] + list(extra)
-        creds = (acct.auth_id, acct.password) if acct.auth_id and acct.password else None
-        return self.ua.call(target=uri, dest=dest, account=key, line=line, from_=from_,
-                            local_sdp=local_sdp, extra_headers=extra, credentials=creds)
-
-    def send_message(self, target: str, body: bytes, *, from_user: str | None = None,
-                     content_type: str = "text/plain;charset=UTF-8",
-                     line: int | None = None) -> defer.Deferred:
-        """SIP MESSAGE (F-496); Deferred[int] with the final status code."""
-        key = self.account_for_line(line)
-        try:
-            uri, dest, acct = self._target(target, key)
-        except (ValueError, SipParseError) as e:
-            return defer.fail(e)
-        domain = acct.home_domain or (host_port(acct.registrar)[0] if acct.registrar
-                                      else self.transport.sent_by("udp")[0])
-        req = Request("MESSAGE", uri)
-        h = req.headers
-        h.add("Max-Forwards", "70")
-        h.add("From", str(NameAddr(uri=SipURI(host=domain, user=from_user or acct.user or "gw"))
-                          .with_tag(self.transactions.new_tag())))
-        h.add("To", str(NameAddr(uri=uri)))
-        h.add("Call-ID", f"{self.transactions.new_branch()[7:]}@{dest.host}")
-        h.add("CSeq", "1 MESSAGE")
-        if acct.outbound_proxy:
-            ohost, oport = host_port(acct.outbound_proxy)
-            h.add("Route", f"<sip:{ohost}:{oport};lr>")
-        h.add("Content-Type", content_type)
-        req.body = body
-        d = self.transactions.send_request(req, dest)
-
-        def answered(resp):
-            if resp.status in (401, 407) and acct.auth_id and acct.password:
-                retry = self.ua.authorized_retry(req, resp, acct.auth_id, acct.password)
-                if retry is not None:
-                    return self.transactions.send_request(retry, dest).addCallback(
-                        lambda r: r.status)
-            return resp.status
-
-        return d.addCallback(answered)
 
     def health_state(self) -> str:
         regs = self.registrations.values()
