@@ -222,9 +222,10 @@ class SipService(Originator, service.Service):
     def _registration_changed(self, state: RegistrationState) -> None:
         self._keepalive(state)
         if self.events is not None:
-            self.events.publish("sip.registration", key=state.key, state=state.state,
-                                server=state.server, registered=state.registered,
-                                reason=state.reason)
+            lines = next((list(p.lines) for p in self.plans if p.key == state.key), [])
+            self.events.publish("sip.registration", key=state.key, lines=lines,
+                                state=state.state, server=state.server,
+                                registered=state.registered, reason=state.reason)
 
     def _keepalive(self, state: RegistrationState) -> None:
         """F-426: keep the NAT binding towards the server we are registered at."""

@@ -146,3 +146,18 @@ def test_contact_uses_the_interface_towards_the_registrar():
     assert svc._local_host_towards("pbx.example") is None          # names: no blocking DNS
     bound = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 1)
     assert bound._local_host_towards("127.0.0.1:5070") is None      # explicit bind wins
+
+
+def test_registration_changes_are_published_with_their_lines():
+    from goip_tw.sip.registration import RegistrationState
+
+    bus = EventBus()
+    seen = []
+    bus.subscribe("sip.registration", lambda topic, **f: seen.append(f))
+    voip = VoipConfig(mode="per_line", lines=(SipAccount(auth_id="1", prefixes="1"),
+                                              SipAccount(auth_id="2", prefixes="2")))
+    svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 2,
+                     events=bus)
+    svc._registration_changed(RegistrationState("line2", "registered", "10.0.0.1", True, 60))
+    assert seen == [{"key": "line2", "lines": [2], "state": "registered",
+                     "server": "10.0.0.1", "registered": True, "reason": ""}]
