@@ -23,7 +23,7 @@ class Huawei(Driver):
     urcs = {"^ORIG": False, "^CONF": False, "^CONN": False, "^CEND": False, "^RSSI": False,
             "^HCSQ": False, "^MODE": False, "^SYSSTART": False, "^SIMST": False,
             "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False}
-    init_commands = ("AT^CVOICE=0", "AT^DDSETEX=2", "AT^CURC=1")
+    init_commands = ("AT^CVOICE=0", "AT^CVOICE?", "AT^DDSETEX=2", "AT^CURC=1")
     iccid_command = ("AT^ICCID?", "^ICCID")
     technology_command = "AT^SYSINFOEX"
     ussd_packed_hex = True
