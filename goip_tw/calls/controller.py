@@ -122,7 +122,7 @@ class CallController:
             candidates = offer.lines or tuple(self.lines.line_numbers())
             number = None
         elif offer.lines:
-            candidates, number = offer.lines, offer.callee
+            candidates, number = offer.lines, offer.number or offer.callee
         else:
             route = (self.router(offer.caller, offer.callee) if self.router is not None
                      else _AllLines(tuple(self.lines.line_numbers()), offer.callee))

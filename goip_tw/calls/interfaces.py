@@ -23,8 +23,10 @@ class SipOffer:
 
     ``own_number``: the request was for the gateway's own registered number (or a
     line's own account), which means two-stage dialing, outgoing direction.
-    ``lines``: lines bound to the account the INVITE arrived on (per-line/group
-    registration), or None to route by prefix (F-411).
+    ``lines``: candidate lines already chosen by the SIP layer's prefix routing
+    (F-411) or the account, or None to route here; ``number``: what to dial when
+    the routing stripped a prefix (None = ``callee``), ``callee`` staying the
+    number as dialled for the CDR.
     """
 
     caller: str
@@ -32,6 +34,7 @@ class SipOffer:
     call_id: str
     own_number: bool = False
     lines: tuple[int, ...] | None = None
+    number: str | None = None
 
 
 class ISipLeg(Interface):

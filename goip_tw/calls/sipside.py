@@ -124,9 +124,9 @@ class SipSide:
         route = leg.route
         own = bool(getattr(leg, "own_number", False))
         lines = tuple(route.lines) if route is not None and route.lines else None
-        callee = leg.callee if own or route is None else (route.number or leg.callee)
-        self.controller.offer(wrapper, SipOffer(leg.caller, callee, leg.call_id,
-                                                own_number=own, lines=lines))
+        number = None if own or route is None else (route.number or None)
+        self.controller.offer(wrapper, SipOffer(leg.caller, leg.callee, leg.call_id,
+                                                own_number=own, lines=lines, number=number))
 
     def originate(self, target, caller_id, cid_mode, line, listener):
         wrapper = SipLeg(self.media, inbound=False)
