@@ -46,6 +46,7 @@ deque of deadlines behind it, so thousands of Timer J's cost one DelayedCall.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 
@@ -340,6 +341,7 @@ class ServerTransaction(_Transaction):
         else:
             # Timer J: _nist_timer (armed at creation) extends to 64*T1 from now
             self.interval = layer.clock.seconds()
+            layer._completed.append(self.key)
 
     def _retransmit(self):
         if self.last is not None:
@@ -403,6 +405,7 @@ class TransactionLayer:
     def __init__(self, transport, clock, timers: Timers | None = None,
                  strict: bool = True, max_server_transactions: int = 100_000):
         self.max_server_transactions = max_server_transactions
+        self._completed = collections.deque(maxlen=max_server_transactions)
         self._overload_logged = -1e9
         self.transport = transport
         self.clock = clock
@@ -522,8 +525,10 @@ class TransactionLayer:
             self._cancel_received(request, source, base, key)
             return
         if len(self._servers) >= self.max_server_transactions:
-            self._overloaded(request, source)
-            return
+            self._evict()
+            if len(self._servers) >= self.max_server_transactions:
+                self._overloaded(request, source)
+                return
         txn = ServerTransaction(self, request, source, key)
         self._servers[key] = txn
         try:
@@ -536,6 +541,17 @@ class TransactionLayer:
             return
         if txn.is_invite and txn.state == "proceeding" and txn.last is None:
             txn.respond(request.make_response(100))
+
+    def _evict(self) -> None:
+        """Under a flood, completed NISTs (kept only to absorb retransmissions)
+        make room for new requests, oldest first."""
+        dq, servers = self._completed, self._servers
+        for _ in range(64):
+            if len(servers) < self.max_server_transactions or not dq:
+                break
+            txn = servers.get(dq.popleft())
+            if txn is not None and txn.state == "completed" and not txn.is_invite:
+                txn._terminate()
 
     def _overloaded(self, request, source) -> None:
         """§21.5.4: 503 + Retry-After, statelessly, once the table is full."""

@@ -339,10 +339,16 @@ def test_tu_exception_gets_500_and_abandoned_nist_is_dropped(env):
     assert layer.counts == (0, 0)
 
 
-def test_full_table_answers_503_statelessly(env):
+def test_full_table_evicts_completed_then_answers_503(env):
     clock, transport, layer = env
     layer.max_server_transactions = 2
-    layer.request_received = lambda txn: None
+    layer.request_received = lambda txn: txn.respond(txn.request.make_response(200))
+    for i in range(3):
+        transport.deliver(request(branch=f"z9hG4bKdone{i}"))
+    assert [m.status for m in transport.messages()] == [200, 200, 200]
+    assert layer.counts == (0, 2)
+    advance(clock, 64 * T1 + 0.5)
+    layer.request_received = lambda txn: None  # pending ones are never evicted
     for i in range(3):
         transport.deliver(request(branch=f"z9hG4bKfull{i}"))
     resp = transport.messages()[-1]
