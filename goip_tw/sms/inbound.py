@@ -71,6 +71,9 @@ class ReceivedPart:
     dedupe_key: str = ""
     parts: int = 1
     complete: bool = True
+    #: Stands for the SIM in the duplicate key instead of ``imsi`` when set (see
+    #: :meth:`InboundSms.handler_for`).
+    sim_key: str = ""
 
 
 @attrs.frozen
@@ -150,6 +153,11 @@ class IForwardPlanner(Interface):
         """Start working on committed jobs (reactor thread)."""
 
 
+def key_sim(part: ReceivedPart) -> str:
+    """The SIM column of the duplicate key."""
+    return part.sim_key or part.imsi
+
+
 def dedup_ref(part: ReceivedPart) -> int:
     """The reference column of the duplicate key (see the module docstring)."""
     if part.dedupe_key:
@@ -180,7 +188,7 @@ def normalise(part: ReceivedPart) -> ReceivedPart:
         fixes.update(total=1, seq=1)
     if not isinstance(part.parts, int) or not 1 <= part.parts <= MAX_PARTS:
         fixes["parts"] = 1
-    for name in ("sender", "text", "scts", "imsi", "iccid", "slot", "dedupe_key"):
+    for name in ("sender", "text", "scts", "imsi", "iccid", "slot", "dedupe_key", "sim_key"):
         value = getattr(part, name)
         if not isinstance(value, str):
             log.warn("received sms: field {field} is not text", field=name)
@@ -203,16 +211,16 @@ def _store_part(conn, part: ReceivedPart, now: float, meta: dict, interceptors, 
     if conn.execute(
         "SELECT 1 FROM sms_inbound_part WHERE imsi = ? AND sender = ? AND scts = ? "
         "AND ref = ? AND seq = ?",
-        (part.imsi, part.sender, key_scts, ref, part.seq),
+        (key_sim(part), part.sender, key_scts, ref, part.seq),
     ).fetchone():
         return Outcome(duplicate=True)
     conn.execute(
         "INSERT INTO sms_inbound_part (imsi, sender, scts, ref, total, seq, line, text, "
         "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (part.imsi, part.sender, key_scts, ref, part.total, part.seq, part.line,
+        (key_sim(part), part.sender, key_scts, ref, part.total, part.seq, part.line,
          part.text, now),
     )
-    group = (part.imsi, part.sender, ref, part.total)
+    group = (key_sim(part), part.sender, ref, part.total)
     rows = conn.execute(_GROUP_SQL, group).fetchall()
     if part.dedupe_key:
         meta = dict(meta, scts=part.scts, parts=part.parts)
@@ -231,7 +239,8 @@ def _expire_group(conn, group, now: float, meta: dict, interceptors, planner):
 
 
 def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
-    imsi, sender, ref, total = group
+    _, sender, ref, total = group
+    imsi = meta.get("imsi", group[0])
     by_seq: dict[int, str] = {}
     for r in rows:
         by_seq.setdefault(r[0], r[1])
@@ -348,15 +357,25 @@ class InboundSms:
     def handler_for(self, line: int, sim: Callable[[], tuple[str, str]] = lambda: ("", "")):
         """A ``modem.sms_handler`` for ``line`` (goip_tw.modem.api contract): takes a
         reassembled ``IncomingSms``, returns the Deferred after which the module copy
-        may be deleted. ``sim()`` gives the (ICCID, slot) bound right now."""
+        may be deleted. ``sim()`` gives the (ICCID, slot) bound right now.
+
+        The duplicate key is the modem's ``dedupe_key`` with its IMSI field replaced
+        by the line and slot: the modem may deliver a message before it has read the
+        SIM's IMSI (key ``-|…``) and, after a crash, again once it has (``<IMSI>|…``);
+        the copy on the SIM is re-read through the same line and slot either way.
+        """
 
         def handle(sms) -> defer.Deferred:
             iccid, slot = sim()
             stamp = sms.timestamp.isoformat() if sms.timestamp is not None else ""
+            key = sms.dedupe_key or ""
+            prefix = f"{sms.imsi or '-'}|"
+            if key.startswith(prefix):
+                key = key[len(prefix):]
             return self.part_received(ReceivedPart(
                 line=line, sender=sms.sender or "", text=sms.text or "", scts=stamp,
-                imsi=sms.imsi or "", iccid=iccid, slot=slot, dedupe_key=sms.dedupe_key,
-                parts=sms.parts, complete=not sms.missing))
+                imsi=sms.imsi or "", iccid=iccid, slot=slot, dedupe_key=key or stamp,
+                parts=sms.parts, complete=not sms.missing, sim_key=f"L{line}{slot}"))
 
         return handle
 
@@ -366,7 +385,7 @@ class InboundSms:
         Fails only when the store fails, in which case the modem keeps its copy.
         """
         part = normalise(part)
-        meta = {"iccid": part.iccid, "slot": part.slot}
+        meta = {"iccid": part.iccid, "slot": part.slot, "imsi": part.imsi}
         d = self.store.write(_store_part, part, self.clock.seconds(), meta,
                              tuple(self.interceptors), self.planner)
 
@@ -376,12 +395,12 @@ class InboundSms:
                          "{seq}/{total} dropped", line=part.line, sender=part.sender,
                          seq=part.seq, total=part.total)
             elif outcome.message is None:
-                group = (part.imsi, part.sender, dedup_ref(part), part.total)
+                group = (key_sim(part), part.sender, dedup_ref(part), part.total)
                 self._meta.setdefault(group, meta)
                 if group not in self._timers:
                     self._arm(group, self.reassembly_timeout)
             else:
-                self._disarm((part.imsi, part.sender, dedup_ref(part), part.total))
+                self._disarm((key_sim(part), part.sender, dedup_ref(part), part.total))
                 self._dispatch(outcome)
             return outcome
 

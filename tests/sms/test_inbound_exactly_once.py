@@ -2,6 +2,7 @@
 the store commit and the module delete re-delivers into a duplicate, long messages
 reassembled with a timeout."""
 
+import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface import implementer
@@ -215,3 +216,20 @@ def test_normalise_always_gives_a_storable_part(line, total, seq, ref, sender, t
     assert isinstance(p.line, int) and p.line >= 0
     assert 1 <= p.seq <= p.total <= 255 and 0 <= p.ref <= 0xFFFF
     assert isinstance(p.sender, str) and isinstance(p.text, str)
+
+
+@pytest_twisted.inlineCallbacks
+def test_modem_key_without_imsi_then_with_imsi_is_one_message(store):
+    """The modem may deliver before it read the IMSI (key "-|...") and, after a crash,
+    again once it has ("<IMSI>|..."): still one message (found by the SIGKILL test)."""
+    import attrs
+
+    inbound, rec, _ = make(store)
+    handle = inbound.handler_for(1, sim=lambda: ("", "A"))
+    first = attrs.evolve(incoming("x", key="-|+86|t|-|abc"), imsi=None)
+    again = incoming("x", key="460001234567890|+86|t|-|abc")
+    yield handle(first)
+    assert (yield handle(again)).duplicate
+    other_slot = inbound.handler_for(1, sim=lambda: ("", "B"))
+    assert not (yield other_slot(again)).duplicate  # another SIM of the line
+    assert len(rec.messages) == 2
