@@ -213,3 +213,54 @@ def test_check_number_ok(number):
 def test_check_number_rejects(number):
     with pytest.raises(at.BadArgument):
         at.check_number(number)
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+TRANSCRIPT = (b"AT+CSQ\r\r\n+CMTI: \"SM\",1\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+              b"\r\n> \r\n+CMT: ,24\r\n0791AABB\r\n"
+              b"\r\n+CMGS: 5\r\n\r\nOK\r\n"
+              b"\r\nRING\r\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, len(TRANSCRIPT) - 1), max_size=12))
+def test_any_chunking_gives_the_same_result(cuts):
+    clock = Clock()
+    e = at.AtEngine(clock)
+    e.makeConnection(StringTransport())
+    urcs = []
+    e.add_urc_observer(urcs.append)
+    d1 = e.send("AT+CSQ")
+    d2 = e.send("AT+CMGS=5", payload="00")
+    bounds = [0] + sorted(set(cuts)) + [len(TRANSCRIPT)]
+    for a, b in zip(bounds, bounds[1:]):
+        e.dataReceived(TRANSCRIPT[a:b])
+    assert e.transport.value().endswith(b"AT+CMGS=5\r00\x1a")
+    assert result(d1).lines == ("+CSQ: 20,99",)
+    assert result(d2).value("+CMGS") == "5"
+    assert [u.name for u in urcs] == ["+CMTI", "+CMT", "RING"]
+    assert urcs[1].pdu == "0791AABB"
+    e.connectionLost(None)
+    assert not clock.getDelayedCalls()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000))
+def test_garbage_never_raises_and_engine_recovers(junk):
+    clock = Clock()
+    e = at.AtEngine(clock)
+    e.makeConnection(StringTransport())
+    e.add_urc_observer(lambda u: None)
+    e.dataReceived(junk)
+    e.dataReceived(b"\r\n")
+    e._pdu_urc = None  # junk may have ended in a two-line URC header
+    d = e.send("AT")
+    e.dataReceived(b"\r\nOK\r\n")
+    r = result(d)
+    assert r is not None
+    e.connectionLost(None)
+    clock.advance(120)
+    assert not clock.getDelayedCalls()
