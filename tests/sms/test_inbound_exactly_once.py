@@ -2,7 +2,6 @@
 the store commit and the module delete re-delivers into a duplicate, long messages
 reassembled with a timeout."""
 
-import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface import implementer
