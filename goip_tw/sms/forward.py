@@ -14,6 +14,7 @@ Formats are the manual's (SPEC F-496/F-497): the SIP body is exactly
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable
 
 import attrs
@@ -37,6 +38,15 @@ def sip_body(sender: str, line: int, text: str) -> str:
 def mobile_text(sender: str, line: int, text: str) -> str:
     """F-497: e.g. ``L1,+8613670128297>你好``."""
     return f"L{int(line)},{sender}>{text}"
+
+
+_FORWARDED = re.compile(r"L[0-9]{1,3},[^>\n]{0,40}>")
+
+
+def is_forwarded_text(text: str) -> bool:
+    """True for a text in the F-497 format: forwarding it by SMS again would loop
+    when the forward number is one of our own SIMs."""
+    return _FORWARDED.match(text) is not None
 
 
 @attrs.frozen
@@ -156,7 +166,8 @@ class Forwarder:
     def plan(self, conn, msg: ReceivedSms, now: float) -> list[ForwardJob]:
         """Runs in the store's writer thread: reads only immutable attributes."""
         rules, senders = self.rules, self.senders
-        targets = [(k, t) for k, t in rules.targets(msg.line) if k in senders]
+        targets = [(k, t) for k, t in rules.targets(msg.line) if k in senders
+                   and not (k == "mobile" and is_forwarded_text(msg.text))]
         return _insert_jobs(conn, msg, targets, now) if targets else []
 
     def schedule(self, jobs) -> None:

@@ -64,3 +64,21 @@ def test_resubmission_after_crash_is_not_a_second_sms(store):
     rows = yield store.query("SELECT id FROM sms_message WHERE source_ref = 'fwd:41'")
     assert len(rows) == 1 and again == rows[0][0] and first.message == rows[0][0]
     yield queue.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_forwarded_sms_is_not_forwarded_by_sms_again(store):
+    """Forward number = one of our own SIMs: L1,A>x arrives on line 2 and would go
+    out as L2,...>L1,A>x forever. It still goes to SIP/e-mail."""
+    from twisted.internet.task import Clock
+
+    clock, sent = Clock(), []
+    fwd = Forwarder(store, clock, ForwardRules(mobile_number="+1", sip_target="101"),
+                    {"mobile": lambda job: sent.append(job.kind) or defer.succeed(1),
+                     "sip": lambda job: sent.append(job.kind) or defer.succeed(200)})
+    inbound = InboundSms(store, clock, planner=fwd)
+    yield fwd.start()
+    yield inbound.part_received(part("L1,+8613670128297>你好", line=2))
+    clock.advance(0)
+    assert sent == ["sip"]
+    fwd.stop()
