@@ -116,9 +116,7 @@ class SmsMixin:
             return
         self._busy.add(loc)
         try:
-            if storage != "SM":
-                yield self._try(f'AT+CPMS="{storage}"' if storage in ("SM", "ME", "MT", "SR") else "AT")
-            resp = yield self.cmd(f"AT+CMGR={index}", kind="sim")
+            resp = yield self._in_storage(storage, f"AT+CMGR={index}")
             lines = list(resp.lines)
             pdu_line = next((ln for ln in lines if not ln.startswith("+CMGR")), None)
             if pdu_line is None:
@@ -128,6 +126,21 @@ class SmsMixin:
             self._busy.discard(loc)
             raise
         yield self._process(pdu_line, [loc])
+
+    def _in_storage(self, storage: str, command: str):
+        """Run ``command`` against memory ``storage``.  For anything but "SM" the three
+        commands (select, command, select "SM" again) are queued together, so no
+        other command of ours runs in between (TS 27.005 §3.2.2 AT+CPMS)."""
+        if storage == "SM":
+            return self.cmd(command, kind="sim")
+        if storage not in ("ME", "MT", "SR", "BM"):
+            return defer.fail(at.BadArgument(f"storage {storage!r} unknown"))
+        select = self.cmd(f'AT+CPMS="{storage}"', kind="sim")
+        main = self.cmd(command, kind="sim")
+        back = self.cmd('AT+CPMS="SM","SM","SM"', kind="sim")
+        select.addErrback(lambda f: log.warn("{name}: AT+CPMS={s} failed", name=self.name, s=storage))
+        back.addErrback(lambda f: None)
+        return main
 
     @defer.inlineCallbacks
     def drain_sms(self):
@@ -255,7 +268,7 @@ class SmsMixin:
                     yield self._try("AT+CNMA")
                     continue
                 try:
-                    yield self.cmd(f"AT+CMGD={index}", kind="sim")
+                    yield self._in_storage(storage, f"AT+CMGD={index}")
                 except at.CmsError as exc:
                     log.warn("{name}: AT+CMGD={index} failed: {err}", name=self.name,
                              index=index, err=exc.result)

@@ -195,3 +195,21 @@ def test_bad_input_never_reaches_the_port():
             d = bad()
             run(d, clock)
     assert t.sent == before
+
+
+def test_status_report_in_sr_storage_is_read_and_deleted_there():
+    from datetime import datetime, timezone
+    from goip_tw.modem import pdu
+    ts = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    hexpdu, n = pdu.encode_status_report(9, "+4930123", ts, ts, 0)
+    modem, t, clock = make(("Quectel", "EC25"), dict(QUECTEL, **{
+        "AT+CMGR=2": f"+CMGR: 0,,{n}\r\n{hexpdu}\r\n\r\nOK"}))
+    reports = []
+    modem.report_handler = lambda r: reports.append(r)
+    run(modem.initialise(), clock)
+    t.sent.clear()
+    t.urc('+CDSI: "SR",2')
+    settle(clock)
+    assert [r.message_ref for r in reports] == [9]
+    assert t.sent == ['AT+CPMS="SR"', "AT+CMGR=2", 'AT+CPMS="SM","SM","SM"',
+                      'AT+CPMS="SR"', "AT+CMGD=2", 'AT+CPMS="SM","SM","SM"']
