@@ -236,8 +236,9 @@ class ClientTransaction(_Transaction):
     def _deliver_final(self, response):
         if not self.result.called:
             self.result.callback(response)
-        if self._cancel_wanted is not None and not self._cancel_wanted.called:
-            self._cancel_wanted.callback(None)
+        wanted = self._cancel_wanted
+        if wanted is not None and not wanted.called and not self._cancel_sent:
+            wanted.callback(None)  # nothing left to cancel
 
     def _terminate(self):
         self._stop_timers()
@@ -277,7 +278,6 @@ class ClientTransaction(_Transaction):
         cancel = Request("CANCEL", req.uri, h)
         txn = self.layer._start_client(cancel, self.dest, None, None, add_via=False)
         txn.result.addCallback(lambda r: wanted.called or wanted.callback(r))
-
 
 
 class ServerTransaction(_Transaction):

@@ -365,3 +365,23 @@ def test_cancel_nist_terminates_after_timer_j(env):
     transport.deliver(request("ACK"))
     advance(clock, 64 * T1 + 0.5)
     assert layer.counts == (0, 0)
+
+
+def test_cancel_outcomes_when_invite_completes_first(env):
+    clock, transport, layer = env
+    txn = layer.start_client(outgoing("INVITE"), UAC)
+    out = []
+    txn.cancel().addCallback(out.append)
+    transport.deliver(response_to(transport.sent[0][0], 486))
+    assert out == [None], "final before any provisional: nothing to cancel"
+    txn2 = layer.start_client(outgoing("INVITE"), UAC)
+    inv = transport.sent[-1][0]
+    transport.deliver(response_to(inv, 180))
+    out2 = []
+    txn2.cancel().addCallback(out2.append)
+    cancel = transport.sent[-1][0]
+    transport.deliver(response_to(inv, 487))   # the 487 overtakes the CANCEL's 200
+    assert out2 == []
+    transport.deliver(response_to(cancel, 200))
+    assert out2[0].status == 200
+    advance(clock, 64 * T1)
