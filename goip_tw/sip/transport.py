@@ -24,6 +24,7 @@ connection.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -94,6 +95,8 @@ def _answer_bad_request(data: bytes, error: SipParseError):
         if not vals:
             return None
         for v in vals:
+            if key == "to" and ";tag=" not in v.replace(" ", "").lower():
+                v = f"{v};tag={os.urandom(4).hex()}"
             out.add(key, v)
     status = 505 if error.field == "version" else 400
     reason = "Version Not Supported" if status == 505 else (
