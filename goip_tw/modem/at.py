@@ -63,6 +63,8 @@ BASE_URCS: dict[str, bool] = {
 }
 
 _FINAL_OK = ("OK",)
+#: responses whose quoted text may contain line breaks (27.007 §7.15 +CUSD <str>)
+_MULTILINE = (b"+CUSD:",)
 _CALL_FINALS = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
 _NUMBER_RE = re.compile(r"[+]?[0-9*#]{1,40}\Z")
 _HEX_RE = re.compile(r"[0-9A-Fa-f]*\Z")
@@ -214,6 +216,7 @@ class AtEngine(protocol.Protocol):
         self._zombie_timer = None
         self._pdu_urc: tuple[str, str] | None = None
         self._buf = b""
+        self._quoted: bytes | None = None
         self.connected = False
         self.garbage = 0
         self.last_rx = None
@@ -327,6 +330,15 @@ class AtEngine(protocol.Protocol):
             if m is None:
                 break
             raw, self._buf = self._buf[:m.start()], self._buf[m.end():]
+            if self._quoted is not None:
+                if not raw:
+                    continue  # the \n of a \r\n inside the text
+                raw = self._quoted + b"\n" + raw
+                self._quoted = None
+            if raw.startswith(_MULTILINE) and raw.count(b'"') % 2 == 1 \
+                    and len(raw) < self.max_line:
+                self._quoted = raw  # a quoted text with line breaks (USSD menus)
+                continue
             if raw:
                 self._line(raw.decode("latin-1"))
         if len(self._buf) > self.max_line:
@@ -441,6 +453,7 @@ class AtEngine(protocol.Protocol):
 
     def connectionLost(self, reason=None):
         self.connected = False
+        self._quoted = None
         if self._zombie_timer is not None and self._zombie_timer.active():
             self._zombie_timer.cancel()
         self._zombie_timer = None

@@ -264,3 +264,11 @@ def test_garbage_never_raises_and_engine_recovers(junk):
     e.connectionLost(None)
     clock.advance(120)
     assert not clock.getDelayedCalls()
+
+
+def test_multiline_ussd_text_is_one_urc(eng):
+    eng.dataReceived(b'\r\n+CUSD: 1,"Main menu\r\n1. Balance\r\n2. Offers",15\r\n')
+    assert eng.urc_log == [at.Urc("+CUSD", '1,"Main menu\n1. Balance\n2. Offers",15')]
+    d = eng.send("AT")
+    eng.dataReceived(b"\r\nOK\r\n")
+    assert result(d).result == "OK"

@@ -370,11 +370,15 @@ def test_ussd_session(net, dialect):
         yield rig.modem.initialise()
         yield wait_until(lambda: rig.module.registered)
         reply = yield rig.modem.ussd("*100#")
-        assert reply.text
-        if reply.session_open:
-            reply2 = yield rig.modem.ussd_reply("1")
-            assert reply2.text
-            yield rig.modem.ussd_cancel()
+        assert "Balance" in reply.text or "balance" in reply.text.lower()
+        menu = yield rig.modem.ussd("*111#")
+        assert menu.session_open and "1. Balance" in menu.text
+        answer = yield rig.modem.ussd_reply("2")
+        assert rig.module.sim.msisdn.lstrip("+")[-6:] in answer.text
+        yield rig.modem.ussd("*111#")
+        yield rig.modem.ussd_cancel()
+        ucs2 = yield rig.modem.ussd("*123#")
+        assert "余额" in ucs2.text and "😀" in ucs2.text
         with pytest.raises(at.BadArgument):
             rig.modem.ussd('*100#",AT')
     finally:
