@@ -107,11 +107,7 @@ class Dialog:
         routes = list(self.route_set[1:]) + [f"<{self.remote_target}>"]
         return first.uri, routes
 
-    def request(self, method: str, contact: str | None = None, body: bytes = b"",
-                content_type: str | None = None) -> Request:
-        """A new in-dialog request with the next CSeq (ACK and CANCEL excepted)."""
-        if method not in ("ACK", "CANCEL"):
-            self.local_cseq += 1
+    def _new(self, method: str, cseq: int) -> Request:
         ruri, routes = self._routing()
         req = Request(method, ruri)
         h = req.headers
@@ -121,29 +117,28 @@ class Dialog:
         h.add("from", str(self.local))
         h.add("to", str(self.remote))
         h.add("call-id", self.call_id)
-        h.add("cseq", f"{self.local_cseq} {method}")
+        h.add("cseq", f"{cseq} {method}")
+        return req
+
+    def request(self, method: str, contact: str | None = None, body: bytes = b"",
+                content_type: str | None = None) -> Request:
+        """A new in-dialog request with the next CSeq (ACK and CANCEL excepted)."""
+        if method not in ("ACK", "CANCEL"):
+            self.local_cseq += 1
+        req = self._new(method, self.local_cseq)
         if contact is not None:
-            h.add("contact", contact)
+            req.headers.add("contact", contact)
         if body:
-            h.add("content-type", content_type or "application/sdp")
+            req.headers.add("content-type", content_type or "application/sdp")
             req.body = body
         return req
 
     def ack(self, invite: Request, response: Response) -> Request:
         """ACK for a 2xx (§13.2.2.4): the INVITE's CSeq number, its credentials."""
-        ruri, routes = self._routing()
-        ack = Request("ACK", ruri)
-        h = ack.headers
-        for r in routes:
-            h.add("route", r)
-        h.add("max-forwards", "70")
-        h.add("from", str(self.local))
-        h.add("to", str(self.remote))
-        h.add("call-id", self.call_id)
-        h.add("cseq", f"{invite.cseq[0]} ACK")
+        ack = self._new("ACK", invite.cseq[0])
         for name in ("authorization", "proxy-authorization"):
             for v in invite.headers.get_all(name):
-                h.add(name, v)
+                ack.headers.add(name, v)
         return ack
 
     def destination(self) -> Address:

@@ -221,17 +221,18 @@ class ClientTransaction(_Transaction):
             else:
                 self._start_timer(self.layer.timers.t4, self._terminate)
 
-    def _make_ack(self, response: Response) -> Request:
-        """ACK for a non-2xx final response (§17.1.1.3)."""
+    def _derived(self, method: str, to: str) -> Request:
+        """ACK for a non-2xx (§17.1.1.3) or CANCEL (§9.1): the INVITE's top Via,
+        Route, From, Call-ID and CSeq number."""
         req = self.request
         h = [("via", split_commas(req.headers.get("via"))[0])]
-        for key in ("route",):
-            for v in req.headers.get_all(key):
-                h.append((key, v))
-        h += [("max-forwards", "70"), ("from", req.headers.get("from")),
-              ("to", response.headers.get("to")), ("call-id", req.headers.get("call-id")),
-              ("cseq", f"{req.cseq[0]} ACK")]
-        return Request("ACK", req.uri, h)
+        h += [("route", v) for v in req.headers.get_all("route")]
+        h += [("max-forwards", "70"), ("from", req.headers.get("from")), ("to", to),
+              ("call-id", req.headers.get("call-id")), ("cseq", f"{req.cseq[0]} {method}")]
+        return Request(method, req.uri, h)
+
+    def _make_ack(self, response: Response) -> Request:
+        return self._derived("ACK", response.headers.get("to"))
 
     def _deliver_final(self, response):
         if not self.result.called:
@@ -268,14 +269,7 @@ class ClientTransaction(_Transaction):
         if wanted.called or self._cancel_sent:
             return
         self._cancel_sent = True
-        req = self.request
-        h = [("via", split_commas(req.headers.get("via"))[0])]
-        for v in req.headers.get_all("route"):
-            h.append(("route", v))
-        h += [("max-forwards", "70"), ("from", req.headers.get("from")),
-              ("to", req.headers.get("to")), ("call-id", req.headers.get("call-id")),
-              ("cseq", f"{req.cseq[0]} CANCEL")]
-        cancel = Request("CANCEL", req.uri, h)
+        cancel = self._derived("CANCEL", self.request.headers.get("to"))
         txn = self.layer._start_client(cancel, self.dest, None, None, add_via=False)
         txn.result.addCallback(lambda r: wanted.called or wanted.callback(r))
 
