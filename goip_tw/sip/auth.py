@@ -20,9 +20,10 @@ Server (``DigestServer``):
   only from the address it was issued to; an expired one with a good MAC is
   *stale* (the next challenge says ``stale=true``).
 - ``challenge(request, proxy=False, source=None) -> Response`` (401/407 with one
-  header per algorithm, in ``algorithms`` order: MD5 first by default because
-  legacy clients (sipsak 0.9.8, baresip 1.0) read only the first challenge;
-  config ``sip.digest_algorithms``).  Replies for unknown users and for wrong
+  header per algorithm, in ``algorithms`` order; MD5 only by default because
+  deployed clients read only the first challenge (sipsak 0.9.8) or give up on
+  the whole set when one algorithm is unknown (baresip 1.0); pass
+  ``("MD5", "SHA-256")`` to offer RFC 8760 as well (``voip.digest_sha256``)).  Replies for unknown users and for wrong
   passwords are byte-for-byte the same shape: the verdict never depends on
   whether the user exists, and the digest is compared (``hmac.compare_digest``)
   against a dummy secret when it does not.
@@ -205,7 +206,7 @@ class DigestServer:
     """Challenges and checks digest credentials without per-request state."""
 
     def __init__(self, clock, realm: str = "goip-tw", secret: bytes | None = None,
-                 nonce_ttl: float = 300.0, algorithms=("MD5", "SHA-256"),
+                 nonce_ttl: float = 300.0, algorithms=("MD5",),
                  max_failures: int = 5, window: float = 300.0, lockout: float = 900.0,
                  max_sources: int = 10000):
         self.clock = clock

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(SIPSAK is None, reason="sipsak not installed "
                                 "(apt-get install sipsak)")
 
 
-def responder(password: str | None = None, algorithms=SipConfig().digest_algorithms):
+def responder(password: str | None = None, algorithms=("MD5",)):
     cfg = SipConfig(bind_address="127.0.0.1", local_port=0, tcp=False, dscp=0,
                     random_port_range="30000-60000")
     transport = TransportLayer(reactor, cfg)
@@ -72,7 +72,7 @@ def test_sipsak_options_gets_200():
 
 @pytest_twisted.inlineCallbacks
 def test_sipsak_answers_our_digest_challenge():
-    transport, layer, seen = responder(password="pw1234")  # default order: MD5 first
+    transport, layer, seen = responder(password="pw1234")
     try:
         port = transport.ports["udp"]
         out, err, code = yield sipsak("-s", f"sip:gw@127.0.0.1:{port}", "-u", "sak",

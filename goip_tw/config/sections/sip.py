@@ -10,18 +10,6 @@ from __future__ import annotations
 from goip_tw.config.schema import section, setting
 
 REPLY_PATHS = ("via", "source")
-DIGEST_ALGORITHMS = ("MD5", "SHA-256")
-
-
-def _check_algorithms(value) -> None:
-    if not value:
-        raise ValueError("at least one digest algorithm is required")
-    for a in value:
-        if a not in DIGEST_ALGORITHMS:
-            raise ValueError(f"unknown digest algorithm {a!r}; known: "
-                             f"{', '.join(DIGEST_ALGORITHMS)}")
-    if len(set(value)) != len(value):
-        raise ValueError("an algorithm is listed twice")
 KEEPALIVE_MODES = ("off", "crlf", "options")
 
 
@@ -80,11 +68,7 @@ class SipConfig:
                                  min=1.0, max=300.0, help="RFC 3261 §17.1.1 (64*T1).",
                                  feature="F-431")
     user_agent: str = setting("goip-tw", label="User-Agent / Server header")
-    digest_algorithms: tuple[str, ...] = setting(
-        ("MD5", "SHA-256"), label="Digest algorithms offered", check=_check_algorithms,
-        help="Challenges list them in this order (RFC 8760). Older clients such as "
-             "sipsak 0.9.8 and baresip 1.0 (libre 1.1) read only the first challenge "
-             "and know only MD5, so SHA-256 first locks them out.", feature="F-425")
+
 
     def __attrs_post_init__(self):
         if self.t2 < self.t1:
