@@ -22,7 +22,7 @@ from __future__ import annotations
 import socket
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from goip_tw.config.sections.sip import SipConfig
@@ -154,6 +154,9 @@ class SipService(Originator, service.Service):
         super().stopService()
         self.ua.stop()
         yield self._stop_registrations()
+        # let the transaction that delivered the last response finish arming its
+        # timers before they are all cancelled
+        yield task.deferLater(self.reactor, 0, lambda: None)
         self.transactions.stop()
         yield self.transport.stop()
 
@@ -177,6 +180,7 @@ class SipService(Originator, service.Service):
         if sip_changed:
             if running:
                 self.ua.stop()
+                yield task.deferLater(self.reactor, 0, lambda: None)
                 self.transactions.stop()
                 yield self.transport.stop()
             self._build_stack(new.sip)

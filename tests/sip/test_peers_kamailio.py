@@ -18,6 +18,7 @@ from goip_tw.config.sections.sip import SipConfig
 from goip_tw.config.sections.voip import SipAccount, SipGroup, VoipConfig
 from goip_tw.sip import ua
 from goip_tw.sip.service import SipService
+from tests.sip.test_sip_service_wiring import sip_calls_left
 from tests.peers.harness import (baresip_factory, free_port, kamailio,  # noqa: F401
                                  kamailio_factory, peer_dir, poll_until, raw_request,
                                  run_tool, sipsak_argv, udp_exchange)
@@ -131,6 +132,7 @@ def test_single_server_registers_reregisters_and_unregisters(kamailio):
     finally:
         yield svc.stopService()
     assert kamailio.contacts("goip-01") == []            # unregistered on shutdown
+    assert sip_calls_left() == []                         # no timer outlives the service
 
 
 @pytest_twisted.inlineCallbacks

@@ -11,6 +11,16 @@ from goip_tw.sip.service import SipService, build_service
 from tests.peers.harness import free_port
 
 
+def sip_calls_left() -> list:
+    """Active reactor calls owned by goip_tw.sip (timers a stopped service leaked)."""
+    def module(call):
+        fn = getattr(call.func, "__func__", call.func)
+        return getattr(fn, "__module__", "") or ""
+
+    return [c for c in reactor.getDelayedCalls()
+            if c.active() and module(c).startswith("goip_tw.sip")]
+
+
 class FakeLine:
     def __init__(self, number, state):
         self.number, self.state = number, state
@@ -66,9 +76,7 @@ def test_start_and_stop_leave_nothing_behind():
     assert svc.health_state() == "0/1 registered"
     yield svc.stopService()
     assert svc.transport.ports == {}
-    pending = [c for c in reactor.getDelayedCalls()
-               if "goip_tw/sip" in repr(getattr(c, "func", ""))]
-    assert pending == []
+    assert sip_calls_left() == []
 
 
 def test_default_voip_is_secure_and_valid():
