@@ -56,22 +56,21 @@ class RecordingCalls:
 
 @pytest_twisted.inlineCallbacks
 def test_invite_from_baresip_through_kamailio_reaches_call_layer(kamailio, baresip_factory):
-    """baresip (alice) -> Kamailio (auth, location lookup) -> gateway -> call layer."""
-    voip = VoipConfig(account=SipAccount(auth_id="goip-01", registrar=kamailio.address,
-                                         expires=0),
-                      outgoing_auth="address")          # Kamailio's socket is trusted
+    """baresip (alice) -> Kamailio (auth, location lookup) -> gateway -> call layer.
+
+    The gateway registered itself (digest) as goip-01; Kamailio's socket is a
+    configured server, so F-425 ``address`` admits the INVITE it relays."""
+    kamailio.add_user("goip-01", "gwpass")
+    voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
+                                         registrar=kamailio.address, expires=60),
+                      outgoing_auth="address")
     svc = SipService(reactor, sip_config(), voip, 2)
     calls = RecordingCalls()
     svc.set_call_handler(calls)
     svc.startService()
     try:
-        # bind goip-01 at Kamailio to the gateway's socket (sipsak: no digest needed here)
-        kamailio.add_user("goip-01", "gwpass")
-        out, err, code = yield run_tool(reactor, sipsak_argv(
-            "-U", "-i", "-C", f"sip:goip-01@127.0.0.1:{svc.port}", "-x", "120",
-            "-s", f"sip:goip-01@{kamailio.address}", "-a", "gwpass", "-u", "goip-01"),
-            timeout=15)
-        assert kamailio.contacts("goip-01"), out + err
+        yield poll_until(reactor, lambda: svc.line_voip_registered(1), timeout=10)
+        assert kamailio.contacts("goip-01") == [f"sip:goip-01@127.0.0.1:{svc.port}"]
         phone = baresip_factory("alice", registrar=kamailio.address, password="secret")
         yield poll_until(reactor, lambda: kamailio.contacts("alice"), timeout=10)
         phone.command("dial", f"sip:goip-01@{kamailio.address}")
@@ -91,7 +90,7 @@ def test_invite_from_baresip_through_kamailio_reaches_call_layer(kamailio, bares
 
 @pytest_twisted.inlineCallbacks
 def test_invite_from_unknown_socket_never_reaches_call_layer(kamailio):
-    """Same setup, but the INVITE comes straight from sipsak, not from Kamailio."""
+    """Same setup, but the INVITE comes straight from a stranger's socket, not Kamailio."""
     voip = VoipConfig(account=SipAccount(auth_id="goip-01", registrar=kamailio.address,
                                          expires=0), outgoing_auth="address")
     svc = SipService(reactor, sip_config(), voip, 2)
