@@ -395,8 +395,21 @@ class TransportLayer:
         return host, port
 
     def response_destination(self, response: Response, source: Address) -> Address:
-        """§18.2.2 + RFC 3581, or the packet source when F-423 says so."""
-        if source.reliable or self.config.reply_path == "source":
+        """§18.2.2 + RFC 3581, or the packet source when F-423 says so.
+
+        Over TCP/TLS the reply uses the request's connection while it is open;
+        once closed, a new one goes to the Via's received/sent-by port (§18.2.2).
+        """
+        if source.reliable:
+            if (source.transport, source.host, source.port) in self._connections:
+                return source
+            try:
+                via = response.top_via
+            except SipParseError:
+                return source
+            return Address(source.transport, via.received or via.host,
+                           via.port or DEFAULT_PORTS.get(source.transport, 5060))
+        if self.config.reply_path == "source":
             return source
         raw = response.headers.get("via")
         if raw is None:

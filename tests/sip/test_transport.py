@@ -226,6 +226,15 @@ def test_reply_path_choice():
     assert src_t.response_destination(resp, src) == src
 
 
+def test_stream_reply_after_the_connection_closed_goes_to_via_port():
+    from goip_tw.sip.message import Response
+    resp = Response(200, headers=[(
+        "via", "SIP/2.0/TCP 10.0.0.5:5090;branch=z9hG4bKa;rport=40000;received=127.0.0.1")])
+    t = TransportLayer(Clock(), SipConfig())
+    src = Address("tcp", "127.0.0.1", 40000)
+    assert t.response_destination(resp, src) == Address("tcp", "127.0.0.1", 5090)
+
+
 def test_random_port_in_range_and_dscp():
     cfg = SipConfig(bind_address="127.0.0.1", local_port=0,
                     random_port_range="41000-41999", dscp=46, tcp=False)
