@@ -18,10 +18,10 @@ from goip_tw.config.sections.sip import SipConfig
 from goip_tw.config.sections.voip import SipAccount, SipGroup, VoipConfig
 from goip_tw.sip import ua
 from goip_tw.sip.service import SipService
-from tests.sip.test_sip_service_wiring import sip_calls_left
 from tests.peers.harness import (baresip_factory, free_port, kamailio,  # noqa: F401
                                  kamailio_factory, peer_dir, poll_until, raw_request,
-                                 run_tool, sipsak_argv, udp_exchange)
+                                 udp_exchange)
+from tests.sip.test_sip_service_wiring import sip_calls_left
 
 SDP = (b"v=0\r\no=goip 1 1 IN IP4 127.0.0.1\r\ns=goip-tw\r\nc=IN IP4 127.0.0.1\r\n"
        b"t=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n"
