@@ -5,29 +5,50 @@ remembered by PID and stopped by that PID only; nothing here ever kills by name.
 Every wait is bounded by a deadline.  A missing Debian binary makes the test skip
 with the binary's name in the reason (``require_binary``).
 
+Fixtures (import them into the test module; they are plain pytest fixtures):
+
+``peer_dir``          a fresh directory for peer configs, logs and recordings
+``kamailio``          a started registrar/proxy (``kamailio/registrar.cfg``) with user
+                      ``alice``/``secret``, realm ``goip.test``; ``.address``
+                      ("127.0.0.1:port"), ``.add_user(u, pw)``, ``.contacts(aor)``,
+                      ``.rpc(*kamcmd_args)``, ``.log_text()``
+``kamailio_factory``  ``make(users={...}, name=..., port=None, start=True, tcp=False)``
+                      for more instances (a backup registrar, a stopped primary)
+``baresip_factory``   ``make(user, registrar="host:port", password=..., regint=60,
+                      audio_file=None)``: headless baresip, auto-answer, 440 Hz WAV
+                      source, calls recorded (``dump-*.wav``) in its directory;
+                      ``.command("dial", uri)`` / ``("hangup")`` over ctrl_tcp,
+                      ``.wait_event(reactor, "CALL_ESTABLISHED")`` (Deferred),
+                      ``.find_event``, ``.clear_events``, ``.log_text()``
+
+Helpers: ``free_port()``, ``poll_until(reactor, predicate, timeout)`` (Deferred),
+``run_tool(reactor, argv, timeout)`` -> Deferred[(out, err, code)] for sipsak,
+svwar and svcrack (never blocks the reactor; killed by PID on timeout),
+``sipsak_argv(...)`` (adds ``-S``), ``svwar_argv(port, local_port, ...)`` and
+``svcrack_argv(port, local_port, user, ...)`` (always ``-P``),
+``raw_request(method, uri, ...)`` + ``udp_exchange(reactor, port, data)`` for
+hand-made requests, ``sip_options_ping(port)`` (blocking, for readiness checks).
+
 Quick use (pytest)::
 
-    from tests.peers.harness import kamailio, baresip_factory, run_tool  # fixtures
-
-    def test_register(kamailio):                # primary registrar, user alice/secret
-        kamailio.add_user("gw", "pw")           # at run time, through kamcmd
-        ...                                     # point the gateway at kamailio.uri
-        assert kamailio.contacts("gw")          # usrloc bindings of an AoR
+    from tests.peers.harness import kamailio, baresip_factory, peer_dir  # noqa: F401
 
     @pytest_twisted.inlineCallbacks
-    def test_call(baresip_factory):
-        phone = baresip_factory("alice", registrar="127.0.0.1:5070", password="secret")
-        phone.command("dial", "sip:100@127.0.0.1:5070")
+    def test_call(kamailio, baresip_factory):
+        kamailio.add_user("gw", "pw")           # at run time, through kamcmd
+        phone = baresip_factory("alice", registrar=kamailio.address, password="secret")
+        yield poll_until(reactor, lambda: kamailio.contacts("alice"))
+        phone.command("dial", f"sip:gw@{kamailio.address}")
         event = yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=10)
 
-Classes can be used without pytest too: ``Kamailio(workdir, port).start()`` …
-``.stop()``.  Command-line tools that must run while a Twisted service under test
-answers them (sipsak, svwar, svcrack) go through ``run_tool(reactor, argv, timeout)``,
-which returns a Deferred and never blocks the reactor.
+Classes work without pytest too: ``Kamailio(workdir, port).start()`` … ``.stop()``.
+Starting a peer blocks briefly (it waits for the peer to answer), so start peers
+before the code under test needs the reactor, or from a fixture.
 
 Peer facts (Debian 12) are in shared/PEERS.md: kamailio needs an explicit port and
-no bare ``alias``; baresip opens its SIP port + 1 for TLS (space instances by 4);
-sipsak needs ``-S``; sipvicious binds 5060 unless given ``-P``.
+no bare ``alias``; baresip opens its SIP port + 1 for TLS (``free_port(span=2)``);
+baresip ends a call when its WAV source runs out (hence a 30 s tone); sipsak needs
+``-S``; sipvicious binds 5060 unless given ``-P``.
 """
 
 from __future__ import annotations
