@@ -32,7 +32,8 @@ class InotifyWatcher:
         return self._notifier
 
     def watch(self, path: str, callback) -> bool:
-        """Call ``callback(path)`` on changes of ``path``'s directory entry.  Returns
+        """Call ``callback(path)`` on changes of ``path``'s directory entry (a basename
+        of ``*`` means any entry of that directory).  Returns
         False when the directory cannot be watched (the caller's poll covers it)."""
         directory = os.path.dirname(path) or "."
         entry = (os.path.basename(path), callback)
@@ -59,7 +60,7 @@ class InotifyWatcher:
         if isinstance(name, bytes):
             name = name.decode("utf-8", "replace")
         for base, cb in list(self._dirs.get(directory, ())):
-            if base == name:
+            if base == name or base == "*":
                 try:
                     cb(os.path.join(directory, base))
                 except Exception:

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from goip_tw.modem import at, model
 from goip_tw.modem.api import Modem, PinRejected
 from goip_tw.modem.hotplug import NullWatcher
+from goip_tw.modem.resolve import find_by_imei, imei_key
 from goip_tw.modem.simswitch import NoSwitch
 
 log = Logger()
@@ -47,7 +48,7 @@ SLOT_NAMES = "ABCD"
 class LineService(service.Service):
     def __init__(self, number: int, cfg, options, *, reactor, clock=None, events=None,
                  event_log=None, watcher=None, switch=None, opener=None, voice_opener=None,
-                 engine_timeouts: dict | None = None):
+                 engine_timeouts: dict | None = None, claims: dict | None = None):
         self.number = number
         self.cfg = cfg
         self.options = options
@@ -82,6 +83,11 @@ class LineService(service.Service):
         self.history: list[tuple[str, str]] = []
         self.engine_timeouts = engine_timeouts
         self.enabled = cfg.enabled
+        #: device path -> line, shared by the lines of one ModemsService (imei: lines
+        #: must not probe a port another line holds)
+        self.claims = claims if claims is not None else {}
+        self._resolved: str | None = None
+        self._resolving = False
 
     # ------------------------------------------------------------------ observers
     def add_observer(self, fn):
@@ -140,16 +146,59 @@ class LineService(service.Service):
                 t.cancel()
 
     # ------------------------------------------------------------------ service
+    def _watch_path(self) -> str:
+        if imei_key(self.cfg.port):
+            return os.path.join(self.options.scan_dir, "*")
+        return self.cfg.port
+
     def startService(self):
         super().startService()
-        self.watcher.watch(self.cfg.port, self._path_changed)
+        self.watcher.watch(self._watch_path(), self._path_changed)
         self._open()
 
     def stopService(self):
         super().stopService()
         self._cancel()
-        self.watcher.unwatch(self.cfg.port, self._path_changed)
+        self.watcher.unwatch(self._watch_path(), self._path_changed)
         return self._close_ports()
+
+    def _port_path(self) -> str | None:
+        """The device to open: the configured path, or the one found for our IMEI."""
+        if imei_key(self.cfg.port) is None:
+            return self.cfg.port
+        if self._resolved and os.path.exists(self._resolved):
+            return self._resolved
+        if self._resolved:
+            self.claims.pop(self._resolved, None)
+            self._resolved = None
+        return None
+
+    def _resolve(self):
+        if self._resolving:
+            return
+        self._resolving = True
+        imei = imei_key(self.cfg.port)
+        others = [p for p, ln in self.claims.items() if ln is not self]
+        d = find_by_imei(self.clock, imei, self.options.scan_dir, self.opener, skip=others)
+
+        def done(path):
+            self._resolving = False
+            if not self.running:
+                return
+            if path is None:
+                if self.state != "absent":
+                    self._set_state("absent", f"no module with IMEI {imei}")
+                self.reason = f"no module with IMEI {imei}"
+                self._later("present", self.options.replug_poll, self._check_present)
+                return
+            self._resolved = path
+            self.claims[path] = self
+            self._open()
+
+        def failed(f):
+            self._resolving = False
+            log.failure("{line}: IMEI scan failed", f, line=self.name)
+        d.addCallbacks(done, failed)
 
     def _open_serial(self, path, engine):
         return at.open_serial(self.reactor, path, engine, self.cfg.baudrate)
@@ -161,6 +210,8 @@ class LineService(service.Service):
     def _path_changed(self, path):
         if not self.running:
             return
+        if self._resolving:
+            return
         if self.state == "absent" or (self.state == "failed" and self._gone_target is not None):
             # let udev / the simulator finish creating the link
             self._later("open", 0.2, self._open)
@@ -169,7 +220,9 @@ class LineService(service.Service):
         if self.state == "absent":
             self._open()
         elif self.state == "failed" and self._gone_target is not None:
-            if os.path.realpath(self.cfg.port) != self._gone_target and os.path.exists(self.cfg.port):
+            path = self._port_path() or self.cfg.port
+            if imei_key(self.cfg.port) or (
+                    os.path.realpath(path) != self._gone_target and os.path.exists(path)):
                 self._open()
             else:
                 self._later("present", self.options.replug_poll, self._check_present)
@@ -177,7 +230,12 @@ class LineService(service.Service):
     def _open(self):
         if not self.running or self.modem is not None or not self.enabled:
             return
-        path = self.cfg.port
+        path = self._port_path()
+        if path is None:
+            self._resolve()
+            return
+        if imei_key(self.cfg.port) is None:
+            self.claims[path] = self
         if not os.path.exists(path):
             if self.state != "absent":
                 self._set_state("absent", "device not present")
@@ -229,8 +287,16 @@ class LineService(service.Service):
     @defer.inlineCallbacks
     def _initialise(self, gen):
         modem = self.modem
-        yield modem.initialise()
+        ident = yield modem.initialise()
         if gen != self._gen:
+            return
+        want = imei_key(self.cfg.port)
+        if want and ident.imei != want:
+            # the links were reshuffled under us: find our module again
+            if self._resolved:
+                self.claims.pop(self._resolved, None)
+            self._resolved = None
+            self._reopen(f"module at that port has IMEI {ident.imei}, not {want}")
             return
         yield self._sim_setup(gen)
 
@@ -418,7 +484,7 @@ class LineService(service.Service):
             self._reopen("ports reopened by watchdog")
         else:
             self._log_event("watchdog_gave_up", level="error", reason=why)
-            self._gone_target = os.path.realpath(self.cfg.port)
+            self._gone_target = os.path.realpath(self._port_path() or self.cfg.port)
             self._teardown(f"watchdog gave up: {why}", "failed")
             self._later("present", self.options.replug_poll, self._check_present)
 
@@ -541,6 +607,7 @@ class LineService(service.Service):
             "state": self.state,
             "reason": self.reason,
             "key": self.cfg.port,
+            "device": self._port_path(),
             "driver": m.driver.name if m is not None else None,
             "manufacturer": ident.manufacturer if ident else None,
             "model": ident.model if ident else None,

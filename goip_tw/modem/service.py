@@ -28,6 +28,7 @@ class ModemsService(service.MultiService):
         super().__init__()
         self.lines: list[LineService] = []
         self.watcher = watcher or NullWatcher()
+        self.claims: dict = {}
 
     def add_line(self, line: LineService):
         self.lines.append(line)
@@ -126,7 +127,7 @@ def build_service(gateway):
         ref: list = []
         line = LineService(number, cfg, options, reactor=reactor, events=events,
                            event_log=event_log, watcher=watcher,
-                           switch=make_switch(cfg, reactor, ref, module))
+                           switch=make_switch(cfg, reactor, ref, module), claims=svc.claims)
         ref.append(line)
         svc.add_line(line)
     return svc

@@ -46,16 +46,20 @@ def rigs(tmp_path):
     watcher = InotifyWatcher(reactor)
     svc = ModemsService(watcher)
 
-    def add(dialect="quectel", options=FAST, pin_cfg="", start=True, **kw):
+    def add(dialect="quectel", options=FAST, pin_cfg="", start=True, by_imei=False, **kw):
         module = net.add_module(dialect, **kw)
         n = module.number
-        cfg = ModemLineConfig(port=str(tmp_path / "by-id" / f"module{n}-at"),
-                              voice_port=str(tmp_path / "by-id" / f"module{n}-audio"),
+        port = f"imei:{module.imei}" if by_imei else str(tmp_path / "by-id" / f"module{n}-at")
+        voice = "" if by_imei else str(tmp_path / "by-id" / f"module{n}-audio")
+        if by_imei:
+            import attrs
+            options = attrs.evolve(options, scan_dir=str(tmp_path / "by-id"))
+        cfg = ModemLineConfig(port=port, voice_port=voice,
                               pin=pin_cfg, sim_switch="simulator", sim_slots=len(module.slots))
         line = LineService(n, cfg, options, reactor=reactor, events=Events(),
                            event_log=EventLog(), watcher=watcher,
                            switch=SimulatorSwitch(module.switch_slot, len(module.slots)),
-                           engine_timeouts=FAST_TIMEOUTS)
+                           engine_timeouts=FAST_TIMEOUTS, claims=svc.claims)
         line.module = module
         line.seen = []
         line.add_observer(line.seen.append)
@@ -299,3 +303,20 @@ def test_reconfigure_restarts_in_place(rigs):
     yield wait_until(lambda: line.state == "registered", what="back after reconfigure")
     assert line.cfg.name == "renamed"
     assert any(isinstance(e, model.LineStateChanged) for e in seen)
+
+
+@pytest_twisted.inlineCallbacks
+def test_line_found_by_imei_and_after_replug(rigs):
+    net, svc, add = rigs
+    other = net.add_module("simcom")  # another modem in the same directory
+    line = add(by_imei=True)
+    yield wait_until(lambda: os.path.exists(str(line.options.scan_dir) + "/module2-at"))
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered", timeout=15, what="found by IMEI")
+    st = line.status()
+    assert st["key"] == f"imei:{line.module.imei}" and st["imei"] == line.module.imei
+    assert st["device"].endswith(f"module{line.module.number}-at")
+    assert other.imei != line.module.imei
+    line.module.replug()
+    yield wait_until(lambda: line.state == "absent", what="unplugged")
+    yield wait_until(lambda: line.state == "registered", timeout=15, what="back by IMEI")

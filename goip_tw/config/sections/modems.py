@@ -19,8 +19,12 @@ SIM_SWITCHES = ("none", "simulator", "qdsim", "gpio")
 
 
 def _check_port(value: str) -> None:
+    if value.startswith("imei:"):
+        if not re.fullmatch(r"imei:[0-9]{15}", value):
+            raise ValueError(f"an IMEI key is imei: and 15 digits; got {value!r}")
+        return
     if not value.startswith("/"):
-        raise ValueError(f"port must be an absolute device path; got {value!r}")
+        raise ValueError(f"port must be an absolute device path or imei:<IMEI>; got {value!r}")
     if re.fullmatch(r"/dev/tty(USB|ACM)\d+", value):
         raise ValueError(f"{value} is renumbered on every reset; use /dev/serial/by-id/... (F-103)")
 
@@ -53,7 +57,8 @@ class ModemLineConfig:
     """One module = one line (F-101)."""
 
     port: str = setting("", label="AT port", check=_check_port, feature="F-103",
-                        help="Stable path, e.g. /dev/serial/by-id/usb-Quectel_EC25-if02-port0.")
+                        help="Stable path, e.g. /dev/serial/by-id/usb-Quectel_EC25-if02-port0, "
+                             "or imei:<IMEI> to find the module among modems.scan_dir.")
     voice_port: str = setting("", label="Voice (PCM) port", check=_check_voice,
                               help="e.g. the Quectel if01 port; empty = no voice.")
     name: str = setting("", label="Line name")
@@ -96,3 +101,5 @@ class ModemsConfig:
                                         min=10, max=86400)
     replug_poll: float = setting(5.0, label="Absent module re-check", unit="s", min=0.1,
                                  max=600, help="Fallback when inotify misses a replug.")
+    scan_dir: str = setting("/dev/serial/by-id", label="Where imei: lines look for modules",
+                            feature="F-103")
