@@ -358,8 +358,10 @@ class TransportLayer:
         from twisted.internet.error import CannotListenError
         try:
             if cfg.udp:
+                # Twisted reads at most 8192 bytes of a datagram unless told otherwise
                 self._udp = self.reactor.listenUDP(port, _Datagram(self),
-                                                   interface=cfg.bind_address)
+                                                   interface=cfg.bind_address,
+                                                   maxPacketSize=65536)
                 self._listeners.append(self._udp)
                 port = self.ports["udp"] = self._udp.getHost().port
                 set_dscp(self._udp.socket, cfg.dscp)

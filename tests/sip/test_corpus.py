@@ -195,6 +195,15 @@ def test_stack_survives_corpus_over_udp_and_still_answers_options():
                 assert statuses and statuses[-1] == 200, (path.name, statuses)
             else:
                 assert statuses and statuses[-1] == int(expect), (path.name, statuses)
+        vias = "".join(f"Via: SIP/2.0/UDP 10.0.{i // 250}.{i % 250};branch=z9hG4bKw{i}\r\n"
+                       for i in range(1000))
+        many = (f"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\n{vias}From: <sip:b@x>;tag=1\r\n"
+                f"To: <sip:gw@x>\r\nCall-ID: many-vias\r\nCSeq: 1 OPTIONS\r\n"
+                f"Content-Length: 0\r\n\r\n").encode()
+        sock.sendto(many, ("127.0.0.1", port))
+        yield deferLater(reactor, 0.1, lambda: None)
+        got = [parse_message(r) for r in replies()]
+        assert [r.status for r in got] == [200] and len(got[0].vias) == 1000
         big = b"OPTIONS sip:a@x SIP/2.0\r\n" + b"X-Big: " + b"a" * 65400 + b"\r\n\r\n"
         sock.sendto(big, ("127.0.0.1", port))
         _, ok = load(CORPUS / "valid_lws_display.sip")
