@@ -88,7 +88,8 @@ class CallController:
             st = self.lines.status(n)
             out.append(LineInfo(
                 number=n, enabled=st.enabled, registered=st.registered,
-                idle=self.line_states.is_idle(n) and self.call_on_line(n) is None,
+                idle=(self.line_states.is_idle(n) and self.call_on_line(n) is None
+                      and not st.busy),
                 allow_pstn=self.line_config(n).allow_pstn, within_limits=st.within_limits,
                 talk_seconds=st.talk_seconds))
         return out

@@ -105,6 +105,7 @@ class LineStatus:
     iccid: str | None = None
     within_limits: bool = True
     talk_seconds: int = 0
+    busy: bool = False          # the module still has a call (e.g. being released)
 
 
 class IMobileCall(Interface):

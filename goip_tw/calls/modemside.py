@@ -52,9 +52,14 @@ class ModemCall:
             _logged(self.modem.answer(), "answer", self.line)
 
     def hangup(self):
+        """Hang up and forget the call at once: its CallEnded may never come (a module
+        may reuse the call index for the next ATD before +CLCC shows the release),
+        and the controller already knows it is over."""
         if self.ended or self.modem is None:
             return
-        _logged(self.modem.hangup(self.id), "hangup", self.line)
+        modem, call_id = self.modem, self.id
+        self.lines._forget(self)
+        self.lines._hanging_up(self.line, _logged(modem.hangup(call_id), "hangup", self.line))
 
     def send_dtmf(self, digits, duration_ms):
         if self.modem is not None:
@@ -77,6 +82,7 @@ class ModemLines:
         self.controller = None
         self.status_extra = status_extra
         self._calls: dict[int, list[ModemCall]] = {}
+        self._releasing: dict[int, int] = {}
         self._observers = {}
 
     def add_line(self, line: int, source) -> None:
@@ -125,7 +131,9 @@ class ModemLines:
             reg = getattr(modem, "last_registration", None)
             registered, slot = bool(reg is not None and reg.registered), None
         sim = getattr(modem, "sim", None)
-        fields = dict(registered=registered, slot=slot, iccid=getattr(sim, "iccid", None))
+        busy = bool(self._releasing.get(line)) or bool(getattr(modem, "calls", ()))
+        fields = dict(registered=registered, slot=slot, iccid=getattr(sim, "iccid", None),
+                      busy=busy)
         if self.status_extra is not None:
             fields.update(self.status_extra(line) or {})
         return LineStatus(line, **fields)
@@ -203,6 +211,24 @@ class ModemLines:
                 if mcall.listener is not None and not mcall.ended:
                     mcall.listener.mobile_dtmf(mcall, event.digit)
                     break
+
+    def _hanging_up(self, line, d):
+        """The line is not free again until the module confirmed the release."""
+        self._releasing[line] = self._releasing.get(line, 0) + 1
+
+        def done(result):
+            self._releasing[line] -= 1
+            return result
+        if hasattr(d, "addBoth"):
+            d.addBoth(done)
+        else:
+            done(None)
+
+    def _forget(self, mcall):
+        mcall.ended = True
+        calls = self._calls.get(mcall.line, [])
+        if mcall in calls:
+            calls.remove(mcall)
 
     def _ended(self, mcall, cause, text):
         if mcall.ended:
