@@ -220,9 +220,10 @@ class LineService(service.Service):
         if self.state == "absent":
             self._open()
         elif self.state == "failed" and self._gone_target is not None:
-            path = self._port_path() or self.cfg.port
-            if imei_key(self.cfg.port) or (
-                    os.path.realpath(path) != self._gone_target and os.path.exists(path)):
+            if imei_key(self.cfg.port):
+                return  # a gave-up IMEI line waits for a hot plug event, no re-scan loop
+            path = self.cfg.port
+            if os.path.realpath(path) != self._gone_target and os.path.exists(path):
                 self._open()
             else:
                 self._later("present", self.options.replug_poll, self._check_present)
