@@ -33,7 +33,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools Cython
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 build: venv

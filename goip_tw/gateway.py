@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import time
 
 from twisted.application import service
@@ -48,6 +49,13 @@ class StoreService(service.Service):
         super().startService()
         # Jobs queue behind the migration, so later services may write at once.
         self.ready = self.store.start()
+        self.ready.addErrback(self._failed)
+
+    def _failed(self, failure):
+        from twisted.logger import Logger
+
+        Logger().failure("the store could not be opened: {path}", failure, path=self.store.path)
+        return None
 
     def stopService(self):
         super().stopService()
@@ -106,7 +114,11 @@ class GatewayService(service.MultiService):
         """A line for the person at the console (the demo account, the web URL)."""
         self.console_lines.append(line)
         self.log.info("{console_line}", console_line=line)
-        print(line, flush=True)
+        # The real console, not twistd's log-capturing stdout: scripts parse this line.
+        out = sys.__stdout__
+        if out is not None:
+            out.write(line + "\n")
+            out.flush()
 
     # -- twistd hooks ----------------------------------------------------------------
 

@@ -86,6 +86,7 @@ def makeService(options: Options):
     os.makedirs(options["data-dir"], exist_ok=True)
     try:
         manager = ConfigManager(options["config"], options.overrides())
+        manager.save_if_missing()
     except schema.ConfigErrors as e:
         lines = "\n".join(f"  {err}" for err in e.errors)
         raise SystemExit(f"goip: the configuration has {len(e.errors)} problem(s):\n{lines}")

@@ -48,8 +48,20 @@ class ConfigManager:
         return self._apply(new)
 
     def save_if_missing(self) -> None:
+        """First start: write the defaults (without command-line overrides) for editing."""
         if not os.path.exists(self.path):
-            files.save(self.path, files.parse(schema.to_dict(self.config), self.path))
+            files.save(self.path, files.load(self.path))
+
+    def persist(self, section: str, **values) -> None:
+        """Store values the gateway generated itself (e.g. a demo password) in the
+        file, keeping command-line overrides out of it."""
+        import attrs
+
+        on_disk = files.load(self.path)
+        files.save(self.path, attrs.evolve(
+            on_disk, **{section: attrs.evolve(getattr(on_disk, section), **values)}))
+        self.config = attrs.evolve(
+            self.config, **{section: attrs.evolve(getattr(self.config, section), **values)})
 
     def _apply(self, new) -> set[str]:
         old, self.config = self.config, new

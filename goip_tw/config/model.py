@@ -33,7 +33,7 @@ for _mod in SECTION_MODULES:
     try:
         importlib.import_module(_mod)
     except ModuleNotFoundError as e:
-        if e.name != _mod:
+        if not (e.name and _mod.startswith(e.name)):
             raise
 
 

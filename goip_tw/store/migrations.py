@@ -61,7 +61,7 @@ def all_migrations() -> list[tuple[int, str, str]]:
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != name:
+            if not (e.name and name.startswith(e.name)):
                 raise
             continue
         found.extend(getattr(mod, "MIGRATIONS", []))
