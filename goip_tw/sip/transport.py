@@ -326,6 +326,7 @@ class TransportLayer:
         self._pending: dict[tuple, defer.Deferred] = {}
         self.message_received = lambda message, source: None
         self.advertised_host = None
+        self._ip_hosts: set[str] = set()
 
     # -- life cycle ------------------------------------------------------
 
@@ -442,9 +443,18 @@ class TransportLayer:
         if dest.transport == "udp":
             if self._udp is None:
                 raise OSError("UDP transport not listening")
+            host = dest.host
+            if host not in self._ip_hosts:
+                if not _is_ip(host):
+                    # never let sendto() resolve a name: that would block the reactor
+                    log.info("UDP send to {dest} needs an IP address", dest=str(dest))
+                    return None
+                if len(self._ip_hosts) > 4096:
+                    self._ip_hosts.clear()
+                self._ip_hosts.add(host)
             try:
-                self._udp.write(data, (dest.host, dest.port))
-            except OSError as e:
+                self._udp.socket.sendto(data, (host, dest.port))
+            except OSError as e:  # EAGAIN (full buffer), EMSGSIZE, unreachable
                 log.info("UDP send to {dest} failed: {error}", dest=str(dest), error=e)
             return None
         return self._send_stream(data, dest)
