@@ -5,31 +5,26 @@ and the simulator's echo phone, announced in a fixed form scripts parse::
     echo test number: NUMBER
 
 The account is ``calls.demo_user`` with the embedded proxy's one client password
-(``voip.proxy_password``, generated at random on first start and saved in the
-config so it survives restarts).
+(``voip.proxy_password``), generated at random on first start and stored in the
+config file (``ConfigManager.persist("voip", **demo_voip_settings(config))``) so it
+survives restarts.  The echo number is the simulator's ``echo_number``.
 """
 
 from __future__ import annotations
 
 import secrets
 
-import attrs
-
 PASSWORD_BYTES = 12
 
 
-def with_demo_account(config):
-    """(config, changed): the embedded proxy on with a random password if it had none.
-
-    The lead calls this only for the simulated default (no modems configured) and
-    saves the returned config when ``changed``.
-    """
+def demo_voip_settings(config) -> dict:
+    """voip values to persist for the simulated default: the embedded proxy on, with a
+    random password when it has none.  Empty when nothing needs to change."""
     voip = config.voip
     if voip.proxy_enabled and voip.proxy_password:
-        return config, False
-    password = voip.proxy_password or secrets.token_urlsafe(PASSWORD_BYTES)
-    voip = attrs.evolve(voip, proxy_enabled=True, proxy_password=password)
-    return attrs.evolve(config, voip=voip), True
+        return {}
+    return {"proxy_enabled": True,
+            "proxy_password": voip.proxy_password or secrets.token_urlsafe(PASSWORD_BYTES)}
 
 
 def demo_account(config) -> tuple[str, str]:
@@ -37,11 +32,17 @@ def demo_account(config) -> tuple[str, str]:
     return config.calls.demo_user, config.voip.proxy_password
 
 
-def demo_lines(config, host: str, port: int, echo_number: str | None) -> list[str]:
+def echo_number(config) -> str | None:
+    simulator = getattr(config, "simulator", None)
+    return getattr(simulator, "echo_number", None) or None
+
+
+def demo_lines(config, host: str, port: int) -> list[str]:
     """The console lines, exactly as scripts expect them."""
     user, password = demo_account(config)
     host = f"[{host}]" if ":" in host else host
     lines = [f"softphone: sip:{user}@{host}:{port} password={password}"]
-    if echo_number:
-        lines.append(f"echo test number: {echo_number}")
+    number = echo_number(config)
+    if number:
+        lines.append(f"echo test number: {number}")
     return lines
