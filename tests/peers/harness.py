@@ -42,6 +42,8 @@ Quick use (pytest)::
         event = yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=10)
 
 Classes work without pytest too: ``Kamailio(workdir, port).start()`` … ``.stop()``.
+They live in ``kamailio_peer.py``, ``baresip_peer.py`` and ``peerutil.py``; import
+them from here.
 Starting a peer blocks briefly (it waits for the peer to answer), so start peers
 before the code under test needs the reactor, or from a fixture.
 
