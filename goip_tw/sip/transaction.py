@@ -38,7 +38,12 @@ Contracts:
 - Timers (names as in RFC 3261 Table 4): A, B, D, E, F, G, H, I, J, K, plus L
   and M from RFC 6026; durations come from ``Timers`` (T1, T2, T4, Timer B and
   F timeouts from config, F-431).  Over reliable transports A/E/G are not run
-  and D/I/J/K are zero.
+  and D/I/J/K are zero.  ``txn.on_ack_timeout`` is called when Timer H fires.
+- Robustness (not in RFC 3261): a TU that raises gets its request answered 500;
+  a non-INVITE nobody answers within 64*T1 is dropped; at most
+  ``max_server_transactions`` exist at once: completed non-INVITE ones are
+  evicted oldest first, then new requests get a stateless 503 + Retry-After
+  (§21.5.4).  ``layer.stop()`` cancels everything (shutdown, tests).
 
 Every timer runs through ``timers._Scheduler``: one clock call per distinct delay, a
 deque of deadlines behind it, so thousands of Timer J's cost one DelayedCall.
