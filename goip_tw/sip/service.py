@@ -468,7 +468,7 @@ class SipService(Originator, service.Service):
                          caller=caller, callee=callee)
                 self._reply(txn, 603)
                 return
-            account = account or (self.plans[0].key if self.plans else "main")
+            account = account or self.account_for_line(route.lines[0] if route.lines else None)
         if self._call_handler is None:
             self._reply(txn, 480, "No call handler")
             return

@@ -275,6 +275,7 @@ def test_per_line_without_matching_prefix_is_603():
         replies = yield udp_exchange(reactor, svc.port, raw_request(
             "INVITE", f"sip:00213800138000@127.0.0.1:{svc.port}", body=SDP % 4000), wait=0.3)
         assert calls.legs[0].route.lines == (2,)
+        assert calls.legs[0].account == "line2"
         calls.legs[0].reject(486)
     finally:
         yield svc.stopService()
