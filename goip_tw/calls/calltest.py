@@ -84,10 +84,10 @@ class CallTester:
         if not 1 <= seconds <= MAX_SECONDS:
             raise CallTestError(f"seconds: must be 1-{MAX_SECONDS}; got {seconds:g}")
         cfg = self.controller.line_config(line)
-        from goip_tw.calls.controller import _rewrite
+        from goip_tw.calls.controller import rewrite_number
 
         try:
-            number = _rewrite(cfg.dial_rules, number, cfg.strict_dial_rules)
+            number = rewrite_number(cfg.dial_rules, number, cfg.strict_dial_rules)
         except NumberRejected:
             raise CallTestError(f"number: {number!r} refused by strict dial rules") from None
         return line, number, seconds

@@ -17,6 +17,7 @@ sip_code, mobile_cause) for SIM statistics and the live UI.
 from __future__ import annotations
 
 import functools
+import re
 
 from twisted.logger import Logger
 
@@ -31,13 +32,16 @@ from goip_tw.config.sections.calls import CallsConfig
 
 log = Logger()
 
+#: What a module can dial (3GPP TS 27.007 ATD dial string, voice subset).
+DIALLABLE = re.compile(r"^\+?[0-9*#]{1,40}$")
+
 
 @functools.lru_cache(maxsize=256)
 def _rules(text: str):
     return parse_dial_rules(text)
 
 
-def _rewrite(text: str, number: str, strict: bool = False) -> str:
+def rewrite_number(text: str, number: str, strict: bool = False) -> str:
     """Dial rules that fail to parse (config validation should stop them) leave the
     number alone and say so, rather than dropping the call."""
     try:
@@ -157,13 +161,18 @@ class CallController:
         cfg = call.config
         if rules:
             try:
-                number = _rewrite(cfg.dial_rules, number, cfg.strict_dial_rules)
+                number = rewrite_number(cfg.dial_rules, number, cfg.strict_dial_rules)
             except NumberRejected:
                 log.info("call {call_id}: {number} refused by strict dial rules",
                          call_id=call.call_id, number=number)
                 call.end("gateway", sip_code=403, sip_reason="Forbidden by dial rules")
                 return
         call.callee_after = number
+        if not DIALLABLE.match(number):
+            log.info("call {call_id}: callee {number!r} is not a dialable number; 484",
+                     call_id=call.call_id, number=number)
+            call.end("gateway", sip_code=484, sip_reason="Address Incomplete")
+            return
         forward = parse_out_forward(cfg.forward_number)
         if forward.kind == "m1":
             call.m1_digits, number = number, forward.number
@@ -185,7 +194,7 @@ class CallController:
         call.slot, call.iccid = st.slot, st.iccid
         cfg = call.config
         call.caller_before = caller or ""
-        call.caller_after = _rewrite(cfg.cid_rules, caller) if caller else ""
+        call.caller_after = rewrite_number(cfg.cid_rules, caller) if caller else ""
         if not cfg.allow_voip:
             log.info("line {line}: incoming call from {caller} rejected (VoIP calls off)",
                      line=line, caller=caller)
@@ -208,7 +217,7 @@ class CallController:
 
     def forward_second_stage(self, call):
         call.callee_before = call.digits
-        target = _rewrite(call.config.incoming_dial_rules, call.digits)
+        target = rewrite_number(call.config.incoming_dial_rules, call.digits)
         call.callee_after = target
         self._originate(call, target)
 

@@ -100,6 +100,8 @@ class SipLeg:
             listener.leg_answered(self)
         elif isinstance(event, ua.Dtmf):
             listener.leg_dtmf(self, event.digit)
+        elif getattr(ua, "Hold", None) is not None and isinstance(event, ua.Hold):
+            listener.leg_hold(self, bool(event.held))  # re-INVITE sendonly/inactive
         elif isinstance(event, ua.HungUp):
             self._release()
             listener.leg_ended(self, None, event.reason or "BYE")

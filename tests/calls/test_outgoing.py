@@ -280,3 +280,12 @@ def test_line_binding_by_account():
     call, leg = offer(rig, lines=(3,))
     assert rig.take() == [("sip", 503)]
     rig.ctl.hangup_all()
+
+
+@pytest.mark.parametrize("callee", ["alice", "12 34", "1" * 41, ""])
+def test_undialable_callee_484(callee):
+    """Bad input never reaches ATD: 484 and a log line naming the callee."""
+    rig = Rig()
+    offer(rig, callee=callee)
+    assert rig.take() == [("sip", 484)]
+    rig.assert_clean()
