@@ -53,11 +53,13 @@ class Options(usage.Options):
 
         put("web", "port", self["web-port"])
         put("web", "bind", self["bind"])
-        put("sip", "port", self["sip-port"])
-        put("sip", "bind", self["bind"])
+        put("sip", "local_port", self["sip-port"])
+        put("sip", "bind_address", self["bind"])
         put("smpp", "port", self["smpp-port"])
-        put("smpp", "bind", self["bind"])
+        put("smpp", "interface", self["bind"])
         put("simulator", "modules", self["simulate"])
+        if self["simulate"] is not None:
+            put("simulator", "enabled", "on")
         put("logging", "format", self["log-format"])
         return _known_only(o)
 

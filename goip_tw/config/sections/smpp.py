@@ -14,7 +14,7 @@ def _check_system_id(value: str) -> None:
 @section("smpp")
 class SmppConfig:
     enabled: bool = setting(False, label="SMPP SMSC", feature="F-407")
-    port: int = setting(2775, label="SMPP port", min=1, max=65535, feature="F-407")
+    port: int = setting(2775, label="SMPP port", min=0, max=65535, feature="F-407")
     interface: str = setting("0.0.0.0", label="Listen address")
     system_id: str = setting("1", label="System ID", check=_check_system_id, feature="F-407",
                              help="ID 1 also offers 101, 102, ... = line 1, 2, ...")
