@@ -112,6 +112,7 @@ class Call:
         self.two_stage = False
         self.test_call = False
         self.m1_digits: str | None = None
+        self.waiting: dict = {}           # waiting mobile call -> [setup, caller, answer]
         self.stats = MediaStats()
         self.on_end = None                # callback(call), used by the call test tool
 
@@ -217,6 +218,31 @@ class Call:
     def mobile_waiting(self, mcall, caller):
         self._dispatch("mobile_waiting", mcall, caller)
 
+    # -- call waiting (F-465): each extra mobile call gets its own CDR -----------------
+
+    def waiting_started(self, mcall, caller, answered: bool) -> None:
+        now = self.clock.seconds()
+        self.waiting[mcall] = [now, caller, now if answered else None]
+
+    def waiting_answered(self, mcall) -> None:
+        entry = self.waiting.get(mcall)
+        if entry is not None and entry[2] is None:
+            entry[2] = self.clock.seconds()
+
+    def waiting_ended(self, mcall, side="mobile", cause=None, text=None) -> None:
+        entry = self.waiting.pop(mcall, None)
+        if entry is None:
+            return
+        setup, caller, answer = entry
+        self.controller.record(cdrmod.Cdr(
+            direction=cdrmod.INCOMING, setup_time=setup, end_time=self.clock.seconds(),
+            line=self.line, slot=self.slot, iccid=self.iccid, caller_before=caller,
+            caller_after=caller, callee_before=self.caller_after or self.callee_after,
+            callee_after=self.callee_after, sip_call_id=self.call_id, answer_time=answer,
+            end_side=side, mobile_cause=cause, mobile_cause_text=text,
+            sip_reason="call waiting",
+            billing_period=self.controller.calls_config().billing_period))
+
     # -- the end -----------------------------------------------------------------------
 
     def end(self, side: str, *, sip_code: int | None = None, sip_reason: str | None = None,
@@ -252,6 +278,8 @@ class Call:
         for mcall in [self.mcall] + self.other_mcalls:
             if mcall is not None and not (side == "mobile" and mcall is self.mcall):
                 mcall.hangup()
+        for mcall in list(self.waiting):
+            self.waiting_ended(mcall, side=side if side != "mobile" else "gateway")
         if self.line is not None:
             ctl.line_states.set(self.line, LineState.IDLE)
         log.info("call {call_id} line {line} {direction} ended by {side} "

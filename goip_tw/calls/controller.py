@@ -263,6 +263,10 @@ class CallController:
 
     def call_ended(self, call, record: cdrmod.Cdr):
         self.calls.discard(call)
+        self.record(record)
+
+    def record(self, record: cdrmod.Cdr):
+        """Publish ``call.ended`` and write the CDR (also used for waiting calls)."""
         if self.events is not None:
             self.events.publish(
                 "call.ended", line=record.line, iccid=record.iccid,

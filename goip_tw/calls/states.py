@@ -214,8 +214,10 @@ class Talking(State):
                     self._swap(call)
                 elif digit == "1":
                     self.released.append(call.mcall)
+                    call.waiting_ended(call.mcall, side="sip")
                     call.controller.lines.chld(call.line, "1")
                     call.mcall = call.other_mcalls.pop(0)
+                    call.waiting_answered(call.mcall)
                 else:
                     self._send(call, "3" + digit)
                 return
@@ -231,6 +233,7 @@ class Talking(State):
         call.controller.lines.chld(call.line, "2")
         call.other_mcalls.append(call.mcall)
         call.mcall = call.other_mcalls.pop(0)
+        call.waiting_answered(call.mcall)
 
     def mobile_waiting(self, call, mcall, caller):
         mode = call.config.call_waiting
@@ -240,6 +243,7 @@ class Talking(State):
             mcall.hangup()
             return
         mcall.set_listener(call)
+        call.waiting_started(mcall, caller, answered=mode != "2")
         if mode == "2":
             call.other_mcalls.append(mcall)    # stays waiting until the user keys 32
             return
@@ -253,6 +257,7 @@ class Talking(State):
         if mcall in self.released:
             self.released.remove(mcall)
             return
+        call.waiting_ended(mcall, cause=cause, text=text)
         if mcall in call.other_mcalls:
             call.other_mcalls.remove(mcall)
             return

@@ -161,8 +161,12 @@ def test_call_waiting_mode1():
     second = ring(rig, name="second")
     assert rig.take() == [("gsm", 1, "chld", "2")]
     second.listener.mobile_dtmf(second, "1")    # ignored in Talking
+    rig.clock.advance(7)
     second.listener.mobile_ended(second, 16, "normal")
     assert rig.take() == [("gsm", 1, "chld", "2")]
+    (waiting,) = rig.cdrs.records              # the waiting call has its own CDR
+    assert (waiting.caller_before, waiting.duration, waiting.direction) == (
+        "01088886666", 7, "in")
     leg.listener.leg_dtmf(leg, "4")
     assert rig.take() == [("gsm", 1, "dtmf", "4")]   # goes to the resumed first call
     first.listener.mobile_ended(first, 16, "normal")
@@ -219,6 +223,7 @@ def test_sip_hangup_releases_held_calls():
     leg.listener.leg_ended(leg, None, "BYE")
     assert rig.take() == [("media", "stop", "bridge", 1), ("gsm", 1, "hangup", "second"),
                           ("gsm", 1, "hangup", "first")]
+    assert [c.end_side for c in rig.cdrs.records] == ["sip", "sip"]
     rig.assert_clean()
 
 
