@@ -220,3 +220,16 @@ def test_call_waiting_with_two_remote_phones(simrig, mode):
     rig.settle(1.5)
     assert rig.log[-1] == ("sip", "bye")
     assert not rig.network.active_calls()
+
+
+def test_m1_forward_sends_callee_as_dtmf(simrig):
+    """F-451 M1: the line calls the service number, and 1 s after it answers sends the
+    requested callee as DTMF (AT+VTS) ending in '#'; the service phone hears them."""
+    rig = simrig(lines=[{"forward_number": "M1:+12125550188"}])
+    service = rig.network.add_remote_phone("+12125550188", answer_after=0.5)
+    rig.offer("13012345678")
+    rig.settle(1.2)
+    assert service.received_dtmf == []
+    rig.settle(8)
+    assert "".join(service.received_dtmf) == "13012345678#"
+    assert sip_events(rig.log)[-1] == ("sip", "200")
