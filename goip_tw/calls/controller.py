@@ -289,6 +289,16 @@ class CallController:
 
             d.addBoth(done).addErrback(failed)
 
+    def hangup_line(self, line: int, reason: str = "limit reached") -> bool:
+        """End the call on ``line`` now (F-470 "hang up now", F-1202 switch triggers,
+        the web UI); False when the line has no call."""
+        call = self.call_on_line(line)
+        if call is None:
+            return False
+        log.info("line {line}: hanging up ({reason})", line=line, reason=reason)
+        call.end("gateway", sip_code=503, sip_reason=reason)
+        return True
+
     def hangup_all(self, reason="gateway stopping"):
         for call in list(self.calls):
             call.end("gateway", sip_code=503, sip_reason=reason)

@@ -233,3 +233,29 @@ def test_m1_forward_sends_callee_as_dtmf(simrig):
     rig.settle(8)
     assert "".join(service.received_dtmf) == "13012345678#"
     assert sip_events(rig.log)[-1] == ("sip", "200")
+
+
+def test_module_lost_mid_call_ends_with_bye(simrig):
+    """F-103: the module goes away during a call (the modem layer's port-lost path,
+    ``Modem.calls_lost``): the SIP side gets a BYE at once."""
+    rig = simrig()
+    rig.network.add_remote_phone(ECHO, answer_after=0.5)
+    rig.offer(ECHO)
+    rig.settle(2)
+    assert sip_events(rig.log)[-1] == ("sip", "200")
+    rig.modems[0].calls_lost()
+    rig.settle(0.1)
+    assert sip_events(rig.log)[-1] == ("sip", "bye")
+    assert rig.cdrs.records[0].end_side == "mobile"
+
+
+def test_hangup_line_for_limits(simrig):
+    rig = simrig()
+    rig.network.add_remote_phone(ECHO, answer_after=0.5)
+    rig.offer(ECHO)
+    rig.settle(2)
+    assert rig.ctl.hangup_line(1, "talk time used up")
+    assert not rig.ctl.hangup_line(2)
+    rig.settle(1)
+    assert sip_events(rig.log)[-1] == ("sip", "bye")
+    assert not rig.network.active_calls()
