@@ -299,7 +299,9 @@ class ServerTransaction(_Transaction):
         self.on_ack_timeout = None
         self._timers = []
         if not self.is_invite:
-            self._start_timer(64 * layer.timers.t1, self._nist_timer)
+            # one timer per NIST, bound to the key so a completed one can be freed
+            self._timers.append(layer._sched.call_later(
+                64 * layer.timers.t1, layer._nist_expire, key))
 
     @property
     def final_sent(self) -> bool:
@@ -338,8 +340,8 @@ class ServerTransaction(_Transaction):
         if self.reliable:
             self._terminate()  # Timer J is zero
         else:
-            # Timer J: _nist_timer (armed at creation) extends to 64*T1 from now
-            self.interval = layer.clock.seconds()
+            # Timer J: the layer keeps only what absorbing retransmissions needs
+            layer._servers[self.key] = _CompletedNist(layer, data, self.dest)
             layer._completed.append(self.key)
 
     def _retransmit(self):
@@ -365,24 +367,6 @@ class ServerTransaction(_Transaction):
             if self.on_ack_timeout is not None:
                 self.on_ack_timeout()
 
-    def _nist_timer(self):
-        """One timer per NIST, armed at creation for 64*T1: Timer J when the final
-        response went out by then (extended to 64*T1 after it, rounded up to 1/4 s
-        so the extensions share scheduler queues); otherwise the TU never
-        answered and the transaction is dropped (not in RFC 3261)."""
-        if self.state in ("trying", "proceeding"):
-            log.warn("no response to {method} from {source} within 64*T1; "
-                     "dropping the transaction", method=self.request.method,
-                     source=str(self.source))
-            self._terminate()
-        elif self.state == "completed":
-            layer = self.layer
-            left = self.interval + 64 * layer.timers.t1 - layer.clock.seconds()
-            if left > 0.001:
-                self._start_timer(math.ceil(left * 4) / 4, self._terminate)
-            else:
-                self._terminate()
-
     def ack_received(self):
         if self.state == "completed":
             self._stop_timers()
@@ -396,6 +380,25 @@ class ServerTransaction(_Transaction):
         self._stop_timers()
         self.state = "terminated"
         self.layer._servers.pop(self.key, None)
+
+
+class _CompletedNist:
+    """A non-INVITE server transaction in Completed (UDP): the final response to
+    replay until Timer J, and nothing else, so a flood of OPTIONS or REGISTER
+    keeps ~300 bytes per request for 64*T1 instead of the whole request."""
+
+    __slots__ = ("last", "dest", "at", "layer")
+    is_invite = False
+    state = "completed"
+
+    def __init__(self, layer, last: bytes, dest):
+        self.layer = layer
+        self.last = last
+        self.dest = dest
+        self.at = layer.clock.seconds()
+
+    def request_retransmitted(self) -> None:
+        self.layer.transport.send(self.last, self.dest)
 
 
 class TransactionLayer:
@@ -541,6 +544,26 @@ class TransactionLayer:
         if txn.is_invite and txn.state == "proceeding" and txn.last is None:
             txn.respond(request.make_response(100))
 
+    def _nist_expire(self, key) -> None:
+        """64*T1 after a non-INVITE arrived: Timer J (extended to 64*T1 after the
+        final response, rounded up to 1/4 s so extensions share scheduler
+        queues), or the TU never answered and the transaction is dropped."""
+        entry = self._servers.get(key)
+        if entry is None:
+            return
+        if type(entry) is _CompletedNist:
+            left = entry.at + 64 * self.timers.t1 - self.clock.seconds()
+            if left > 0.001:
+                self._sched.call_later(math.ceil(left * 4) / 4, self._nist_expire, key)
+            else:
+                del self._servers[key]
+            return
+        if entry.state in ("trying", "proceeding"):
+            log.warn("no response to {method} from {source} within 64*T1; "
+                     "dropping the transaction", method=entry.request.method,
+                     source=str(entry.source))
+            entry._terminate()
+
     def _evict(self) -> None:
         """Under a flood, completed NISTs (kept only to absorb retransmissions)
         make room for new requests, oldest first."""
@@ -548,9 +571,9 @@ class TransactionLayer:
         for _ in range(64):
             if len(servers) < self.max_server_transactions or not dq:
                 break
-            txn = servers.get(dq.popleft())
-            if txn is not None and txn.state == "completed" and not txn.is_invite:
-                txn._terminate()
+            key = dq.popleft()
+            if type(servers.get(key)) is _CompletedNist:
+                del servers[key]
 
     def _overloaded(self, request, source) -> None:
         """§21.5.4: 503 + Retry-After, statelessly, once the table is full."""
