@@ -385,3 +385,18 @@ def test_cancel_outcomes_when_invite_completes_first(env):
     transport.deliver(response_to(cancel, 200))
     assert out2[0].status == 200
     advance(clock, 64 * T1)
+
+
+def test_flood_keeps_the_table_bounded_and_answers_everyone():
+    clock = Clock()
+    transport = RecordingTransport()
+    layer = TransactionLayer(transport, clock, Timers(), max_server_transactions=500)
+    layer.request_received = lambda txn: txn.respond(txn.request.make_response(200))
+    for i in range(5000):
+        transport.deliver(request(branch=f"z9hG4bKflood{i}", call_id=f"f{i}"))
+        assert layer.counts[1] <= 500
+    assert len(transport.sent) == 5000
+    assert {parse_message(d).status for d, _ in transport.sent[::250]} == {200}
+    clock.advance(64 * T1 + 1)
+    clock.advance(1)
+    assert layer.counts == (0, 0) and clock.getDelayedCalls() == []
