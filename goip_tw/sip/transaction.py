@@ -319,7 +319,10 @@ class ServerTransaction(_Transaction):
         if self.dest is None:
             self.dest = layer.transport.response_destination(response, self.source)
         self.last = data
-        layer.transport.send(data, self.dest)
+        if self.reliable:
+            self._send(data)
+        else:
+            layer.transport.send(data, self.dest)
         status = response.status
         t = layer.timers
         if status < 200:
@@ -344,9 +347,16 @@ class ServerTransaction(_Transaction):
             layer._servers[self.key] = _CompletedNist(layer, data, self.dest)
             layer._completed.append(self.key)
 
+    def _send(self, data: bytes) -> None:
+        d = self.layer.transport.send(data, self.dest)
+        if d is not None:
+            d.addErrback(lambda f: log.info(
+                "cannot send {status} to {dest}: {error}", status=data[8:11].decode(),
+                dest=str(self.dest), error=f.getErrorMessage()))
+
     def _retransmit(self):
         if self.last is not None:
-            self.layer.transport.send(self.last, self.dest)
+            self._send(self.last)
 
     def request_retransmitted(self):
         if self.state in ("proceeding", "completed"):
@@ -433,6 +443,13 @@ class TransactionLayer:
         self._branch_count += 1
         return f"{self._branch_prefix[7:]}{self._branch_count:x}"
 
+    def _via(self, dest) -> str:
+        host, port = self.transport.sent_by(dest.transport)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # RFC 5118 §4.5
+        return (f"SIP/2.0/{dest.transport.upper()} {host}:{port};"
+                f"branch={self.new_branch()};rport")
+
     def send_request(self, request: Request, dest, on_provisional=None):
         """Start a client transaction; Deferred[Response] of its final response."""
         return self.start_client(request, dest, on_provisional).result
@@ -443,10 +460,7 @@ class TransactionLayer:
 
     def _start_client(self, request, dest, on_provisional, on_2xx, add_via):
         if add_via:
-            host, port = self.transport.sent_by(dest.transport)
-            via = f"SIP/2.0/{dest.transport.upper()} {host}:{port};branch=" \
-                  f"{self.new_branch()};rport"
-            request.headers.add("via", via, first=True)
+            request.headers.add("via", self._via(dest), first=True)
         txn = ClientTransaction(self, request, dest, on_provisional, on_2xx)
         self._clients[txn.key] = txn
         txn._start()
@@ -454,9 +468,7 @@ class TransactionLayer:
 
     def send_ack(self, ack: Request, dest) -> None:
         """Send an ACK for a 2xx (§13.2.2.4): its own branch, no transaction."""
-        host, port = self.transport.sent_by(dest.transport)
-        ack.headers.add("via", f"SIP/2.0/{dest.transport.upper()} {host}:{port};"
-                               f"branch={self.new_branch()};rport", first=True)
+        ack.headers.add("via", self._via(dest), first=True)
         self.transport.send(ack, dest)
 
     # -- dispatch --------------------------------------------------------

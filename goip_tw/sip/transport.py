@@ -323,7 +323,8 @@ class TransportLayer:
         self._listeners = []
         self._udp = None
         self._connections: dict[tuple, _Stream] = {}
-        self._pending: dict[tuple, defer.Deferred] = {}
+        self._pending: dict[tuple, list] = {}
+        self._connecting: dict[tuple, defer.Deferred] = {}
         self.message_received = lambda message, source: None
         self.advertised_host = None
         self._ip_hosts: set[str] = set()
@@ -384,7 +385,7 @@ class TransportLayer:
     def stop(self) -> defer.Deferred:
         for conn in list(self._connections.values()):
             conn.transport.abortConnection()
-        for d in list(self._pending.values()):
+        for d in list(self._connecting.values()):
             d.cancel()
         return self._close_listeners()
 
@@ -392,8 +393,10 @@ class TransportLayer:
 
     def sent_by(self, transport: str) -> tuple[str, int]:
         host = self.advertised_host or self.config.bind_address
-        if host in ("0.0.0.0", "::", ""):
+        if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
         port = self.ports.get(transport) or self.ports.get("udp") or 5060
         return host, port
 
@@ -436,7 +439,14 @@ class TransportLayer:
     # -- sending ---------------------------------------------------------
 
     def send_response(self, response: Response, source: Address):
-        return self.send(response, self.response_destination(response, source))
+        """Send a stateless response; a failed stream connection is only logged."""
+        dest = self.response_destination(response, source)
+        d = self.send(response, dest)
+        if d is not None:
+            d.addErrback(lambda f: log.info("cannot send {status} to {dest}: {error}",
+                                            status=response.status, dest=str(dest),
+                                            error=f.getErrorMessage()))
+        return d
 
     def send(self, message, dest: Address):
         data = message if isinstance(message, bytes) else message.to_bytes()
@@ -460,27 +470,34 @@ class TransportLayer:
         return self._send_stream(data, dest)
 
     def _send_stream(self, data: bytes, dest: Address) -> defer.Deferred:
+        """Write on the open connection, or queue behind one being opened."""
         key = (dest.transport, dest.host, dest.port)
         conn = self._connections.get(key)
         if conn is not None:
             conn.send(data)
             return defer.succeed(None)
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = self._connect(dest)
         result = defer.Deferred()
+        waiters = self._pending.get(key)
+        if waiters is None:
+            waiters = self._pending[key] = []
+            d = self._connecting[key] = self._connect(dest)
+            d.addCallbacks(self._connected, self._connect_failed,
+                           callbackArgs=(key,), errbackArgs=(key, dest))
+        waiters.append((data, result))
+        return result
 
-        def connected(proto):
+    def _connected(self, proto, key) -> None:
+        self._connecting.pop(key, None)
+        for data, result in self._pending.pop(key, []):
             proto.send(data)
             result.callback(None)
-            return proto
 
-        def failed(f):
-            result.errback(f)
-            return f
-
-        pending.addCallbacks(connected, failed)
-        return result
+    def _connect_failed(self, failure, key, dest) -> None:
+        self._connecting.pop(key, None)
+        log.info("cannot connect to {dest}: {error}", dest=str(dest),
+                 error=failure.getErrorMessage())
+        for _, result in self._pending.pop(key, []):
+            result.errback(failure)
 
     def _connect(self, dest: Address) -> defer.Deferred:
         factory = _StreamFactory(self, dest.transport, client=True)
@@ -491,18 +508,9 @@ class TransportLayer:
             ep = TCP4ClientEndpoint(self.reactor, dest.host, dest.port, timeout=10)
         else:
             return defer.fail(ValueError(f"unknown transport {dest.transport!r}"))
-        key = (dest.transport, dest.host, dest.port)
         d = ep.connect(factory)
         if dest.transport == "tls":
             d.addCallback(lambda proto: proto.handshake)
-
-        def done(result):
-            self._pending.pop(key, None)
-            return result
-
-        d.addBoth(done)
-        d.addErrback(lambda f: (log.info("cannot connect to {dest}: {error}",
-                                         dest=str(dest), error=f.getErrorMessage()), f)[1])
         return d
 
     def _client_tls(self, dest: Address):

@@ -59,9 +59,9 @@ def make_stack(tls=False, ca=True, **cfg):
         cert, key = cert_files()
         extra = dict(tls_certificate=cert, tls_private_key=key,
                      tls_ca_file=cert if ca else "")
-    config = SipConfig(bind_address="127.0.0.1", local_port=0,
-                       random_port_range="30000-60000", tls=tls, tls_port=0, dscp=0,
-                       **extra, **cfg)
+    cfg.setdefault("bind_address", "127.0.0.1")
+    config = SipConfig(local_port=0, random_port_range="30000-60000", tls=tls,
+                       tls_port=0, dscp=0, **extra, **cfg)
     transport = TransportLayer(reactor, config, tls_options=tls_server_options(config),
                                rng=random.Random())
     transport.start()
@@ -93,6 +93,27 @@ def _round_trip(kind):
                                          Address(kind, "127.0.0.1", port))
         assert resp.status == 200
         assert resp.headers.get("x-transport") == kind
+    finally:
+        client.stop()
+        server.stop()
+        yield client_t.stop()
+        yield server_t.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_udp_and_tcp_round_trip_over_ipv6_loopback():
+    server_t, server = make_stack(bind_address="::1")
+    client_t, client = make_stack(bind_address="::1")
+    try:
+        for kind in ("udp", "tcp"):
+            port = server_t.ports[kind]
+            req = Request("OPTIONS", f"sip:gw@[::1]:{port};transport={kind}", [
+                ("max-forwards", "70"), ("from", "<sip:a@[::1]>;tag=1"),
+                ("to", "<sip:gw@[::1]>"), ("call-id", f"v6-{kind}"),
+                ("cseq", "1 OPTIONS")])
+            resp = yield client.send_request(req, Address(kind, "::1", port))
+            assert resp.status == 200, kind
+            assert resp.top_via.host == "[::1]"
     finally:
         client.stop()
         server.stop()
