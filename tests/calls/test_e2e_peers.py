@@ -151,13 +151,20 @@ async def gateway_factory(tmp_path, kamailio_factory, monkeypatch):
         await gw.stop()
 
 
+@defer.inlineCallbacks
+def alice_dials(gw, baresip_factory, user, **kw):
+    """Bind ``user`` to the gateway at Kamailio, register baresip "alice", dial."""
+    yield gw.bind(user)
+    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret", **kw)
+    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
+    phone.command("dial", f"sip:{user}@{gw.kamailio.address}")
+    return phone
+
+
 @pytest_twisted.inlineCallbacks
 def test_baresip_calls_mobile_and_hangs_up(gateway_factory, baresip_factory):
     gw = yield gateway_factory()
-    yield gw.bind("12125550190")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:12125550190@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "12125550190")
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     assert gw.network.active_calls()
     assert gw.states(1) == ["DIALING", "ALERTING", "CONNECTED"]
@@ -177,10 +184,7 @@ def test_baresip_calls_mobile_and_hangs_up(gateway_factory, baresip_factory):
 def test_remote_phone_hangs_up_first(gateway_factory, baresip_factory):
     gw = yield gateway_factory()
     gw.network.add_remote_phone("+12125550177", answer_after=1.0, hangup_after=2.0)
-    yield gw.bind("12125550177")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:12125550177@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "12125550177")
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     yield phone.wait_event(reactor, "CALL_CLOSED", timeout=15)
     yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
@@ -197,10 +201,7 @@ def test_failures_reach_baresip_as_sip_codes(gateway_factory, baresip_factory,
                                              behaviour, code):
     gw = yield gateway_factory(CallsConfig(no_answer_timeout=4))
     gw.network.add_remote_phone("+12125550166", **behaviour)
-    yield gw.bind("12125550166")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:12125550166@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "12125550166")
     event = yield phone.wait_event(reactor, "CALL_CLOSED", timeout=20)
     assert str(code) in event.get("param", ""), event
     yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 5)
@@ -265,10 +266,7 @@ def test_tone_from_baresip_comes_back_through_echo_phone(gateway_factory, baresi
                          interface="127.0.0.1")
     gw = yield gateway_factory(media=media)
     holder["gw"] = gw
-    yield gw.bind("12125550190")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:12125550190@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "12125550190")
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     yield defer_sleep(4)
     phone.command("hangup")
@@ -305,10 +303,7 @@ def test_two_stage_outgoing_rfc4733(gateway_factory, baresip_factory):
     holder = {}
     gw = yield gateway_factory(media=media_for(holder))
     holder["gw"] = gw
-    yield gw.bind("goip-01")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:goip-01@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "goip-01")
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     yield poll_until(reactor, lambda: gw.states(1) == ["ACTIVE"], 5)
     for digit in "12125550190#":
@@ -346,11 +341,8 @@ def test_two_stage_outgoing_inband(gateway_factory, baresip_factory, tmp_path):
     holder = {}
     gw = yield gateway_factory(media=media_for(holder, "inband"), dtmf_mode="inband")
     holder["gw"] = gw
-    yield gw.bind("goip-01")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret",
-                            audio_file=dtmf_wav(tmp_path / "digits.wav", "12125550190#"))
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:goip-01@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "goip-01",
+                              audio_file=dtmf_wav(tmp_path / "digits.wav", "12125550190#"))
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     yield poll_until(reactor, lambda: gw.network.active_calls(), timeout=15)
     phone.command("hangup")
@@ -395,10 +387,7 @@ def test_ringback_modes_seen_by_baresip(gateway_factory, baresip_factory, mode, 
     gw = yield gateway_factory(CallsConfig(ringback=mode), media=media_for(holder))
     holder["gw"] = gw
     gw.network.add_remote_phone("+12125550177", answer_after=3.0)
-    yield gw.bind("12125550177")
-    phone = baresip_factory("alice", registrar=gw.kamailio.address, password="secret")
-    yield poll_until(reactor, lambda: gw.kamailio.contacts("alice"), timeout=10)
-    phone.command("dial", f"sip:12125550177@{gw.kamailio.address}")
+    phone = yield alice_dials(gw, baresip_factory, "12125550177")
     yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     kinds = [e.get("type") for e in phone.events]
     assert ("CALL_RINGING" in kinds) == ringing, kinds
