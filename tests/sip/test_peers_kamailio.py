@@ -331,3 +331,41 @@ def test_reconfig_moves_the_registration(kamailio):
     finally:
         yield svc.stopService()
     assert kamailio.contacts("goip-02") == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_message_through_kamailio_reaches_the_sms_layer(kamailio, tmp_path):
+    """F-1801: sipsak (alice, digest at Kamailio) -> Kamailio -> gateway MESSAGE."""
+    from tests.peers.harness import run_tool, sipsak_argv
+    from tests.sip.test_peers_fraud import RecordingMessages
+
+    kamailio.add_user("goip-01", "gwpass")
+    voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
+                                         registrar=kamailio.address, expires=60),
+                      outgoing_auth="address")
+    svc = SipService(reactor, sip_config(), voip, 1)
+    messages = RecordingMessages()
+    svc.set_message_handler(messages)
+    svc.startService()
+    try:
+        yield poll_until(reactor, lambda: svc.line_voip_registered(1), timeout=10)
+        text = "13800138000\nhello via kamailio"
+        msg = (f"MESSAGE sip:goip-01@{kamailio.address} SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKkam1;rport\r\n"
+               "From: <sip:alice@127.0.0.1>;tag=k1\r\n"
+               f"To: <sip:goip-01@{kamailio.address}>\r\n"
+               "Call-ID: kamailio-message-1@127.0.0.1\r\n"
+               "CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"
+               "Content-Type: text/plain;charset=UTF-8\r\n"
+               f"Content-Length: {len(text)}\r\n\r\n{text}")
+        path = tmp_path / "message.sip"
+        path.write_bytes(msg.encode())
+        out, err, code = yield run_tool(reactor, sipsak_argv(
+            "-vv", "-f", str(path), "-s", f"sip:goip-01@{kamailio.address}",
+            "-a", "secret", "-u", "alice"), timeout=15)
+        assert b"200 OK" in out, out + err
+        m = messages.messages[0]
+        assert (m.sender, m.recipient, m.body) == ("alice", "goip-01", text.encode())
+        assert m.identity == "address:127.0.0.1"
+    finally:
+        yield svc.stopService()
