@@ -192,6 +192,38 @@ class InboundService(service.Service):
         """``LineService.sms_handler(line, IncomingSms)``: durable before it fires."""
         return self.inbound.handler_for(number, lambda: self._sim_of(number))(sms)
 
+    def discover(self, line: int, iccid: str, method: str) -> defer.Deferred:
+        """F-510 with the configured parameters; fires with the number or fails
+        with DiscoveryFailed naming what is missing."""
+        from goip_tw.sms.ownnumber import DiscoveryFailed
+
+        cfg = self.gateway.config.sms_inbound
+        own = self.own_numbers
+        if method == "ussd":
+            if not (cfg.own_number_ussd_code and cfg.own_number_ussd_phrase):
+                return defer.fail(DiscoveryFailed("own_number_ussd_code: not configured"))
+            return own.discover_by_ussd(line, iccid, cfg.own_number_ussd_code,
+                                        cfg.own_number_ussd_phrase)
+        if method == "sms":
+            if not (cfg.own_number_sms_service and cfg.own_number_sms_query
+                    and cfg.own_number_sms_phrase):
+                return defer.fail(DiscoveryFailed("own_number_sms_service: not configured"))
+            return own.discover_by_sms(line, iccid, cfg.own_number_sms_service,
+                                       cfg.own_number_sms_query,
+                                       cfg.own_number_sms_reply_from or cfg.own_number_sms_service,
+                                       cfg.own_number_sms_phrase)
+        if method == "token":
+            if not cfg.own_number_token_target:
+                return defer.fail(DiscoveryFailed("own_number_token_target: not configured"))
+            return own.discover_by_token(line, iccid, cfg.own_number_token_target)
+        return defer.fail(DiscoveryFailed(f"method: {method!r} is not ussd, sms or token"))
+
+    def web_resources(self) -> dict:
+        """Mounted by goip_tw/web/service.py under /sms/ (see inbound_api.py)."""
+        from goip_tw.sms.inbound_api import resource
+
+        return {"sms": resource(self)}
+
     # -- life cycle -------------------------------------------------------------------
 
     def startService(self):
