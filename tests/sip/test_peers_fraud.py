@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
@@ -83,9 +84,21 @@ def test_spoofed_from_of_our_own_account_is_refused():
 
 
 @pytest_twisted.inlineCallbacks
-def test_svwar_finds_no_extension_and_rings_no_line():
-    svc, calls, messages = gateway(VoipConfig(**STRANGERS))
+@pytest.mark.parametrize("proxy", [False, True], ids=["plain", "embedded-proxy"])
+def test_svwar_finds_no_extension_and_rings_no_line(proxy):
+    """Extension scans see one answer for every name, registered or not."""
+    extra = dict(proxy_enabled=True, proxy_password="pw-7781") if proxy else {}
+    svc, calls, messages = gateway(VoipConfig(**STRANGERS, **extra))
     try:
+        if proxy:   # a real client is registered: it must not stand out
+            from goip_tw.sip.message import SipURI
+            from goip_tw.sip.registrar import Binding
+            from goip_tw.sip.transport import Address
+
+            svc.registrar._bindings["105"] = [Binding(
+                "105", SipURI.parse("sip:105@127.0.0.1:5999"),
+                Address("udp", "127.0.0.1", 5999), reactor.seconds() + 600, "c", 1)]
+            assert svc.registrar.is_user("105")
         for method in ("INVITE", "REGISTER", "OPTIONS"):
             out, err, code = yield run_tool(reactor, svwar_argv(
                 svc.port, free_port(), "100-140", method, "--force"), timeout=90)
