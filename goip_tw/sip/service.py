@@ -214,14 +214,17 @@ class SipService(Originator, service.Service):
                     reg.disable()
 
     def line_voip_registered(self, line: int) -> bool:
-        """F-304 VOIP Y/N for ``line`` (N while the line's SIM is unregistered)."""
+        """F-304 VOIP Y/N for ``line`` (N while the line's SIM is unregistered).
+
+        A trunk without registration (F-414, expiry 0) needs none: Y while running.
+        """
         if not self._line_network.get(line, True):
             return False
         for plan in self.plans:
             if line in plan.lines:
                 reg = self.registrations.get(plan.key)
                 return bool(reg and reg.registered)
-        return False
+        return self.voip.mode == "trunk" and self.running and 1 <= line <= self.line_count
 
     def _registration_changed(self, state: RegistrationState) -> None:
         self._keepalive(state)

@@ -169,3 +169,18 @@ def test_registration_changes_are_published_with_their_lines():
     svc._registration_changed(RegistrationState("line2", "registered", "10.0.0.1", True, 60))
     assert seen == [{"key": "line2", "lines": [2], "state": "registered",
                      "server": "10.0.0.1", "registered": True, "reason": ""}]
+
+
+@pytest_twisted.inlineCallbacks
+def test_trunk_without_registration_shows_voip_ready():
+    sip = SipConfig(bind_address="127.0.0.1", local_port=free_port(), tcp=False)
+    svc = SipService(reactor, sip, VoipConfig(mode="trunk", trunk_gateway1="10.0.0.1"), 2)
+    assert not svc.line_voip_registered(1)
+    svc.startService()
+    try:
+        assert svc.line_voip_registered(1) and svc.line_voip_registered(2)
+        assert not svc.line_voip_registered(3)
+        svc.set_line_network(2, False)
+        assert not svc.line_voip_registered(2)
+    finally:
+        yield svc.stopService()
