@@ -65,3 +65,42 @@ def test_echo_reply_reaches_inbox_and_email(tmp_path):
     finally:
         yield defer.maybeDeferred(gw.stopService)
         sink.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_sms_commands_from_a_simulated_phone(tmp_path):
+    """REBOOT with the admin password restarts once (even though the phone's text
+    is offered once more after a drain); ###INFO### gets a reply through the queue."""
+    from tests.sms.inbound_support import open_store
+
+    (tmp_path / "data").mkdir()
+    pre = yield open_store(tmp_path / "data" / "goip.sqlite")
+    yield pre.stop()
+    overrides = {"simulator": {"enabled": "on", "modules": 1, "slots": 1, "reg_delay": 0.05},
+                 "users": {"admin_password": "S3cret-pw"}}
+    manager = ConfigManager(str(tmp_path / "goip.toml"), overrides)
+    gw = GatewayService(manager, str(tmp_path / "data"), reactor=reactor, subsystems=SUBSYSTEMS)
+    restarts = []
+    gw.restart = lambda: restarts.append("restart")
+    gw.startService()
+    try:
+        modems = gw.subsystem("modems")
+        network = gw.subsystem("simulator").network
+        yield wait_until(lambda: modems.lines and modems.lines[0].state == "registered",
+                         timeout=20, what="line 1 registered")
+        yield gw.subsystem("sms").queue.ready
+        phone = network.add_remote_phone("+15550177")
+        msisdn = network.modules[0].sim.msisdn
+        phone.send_sms(msisdn, "reboot S3cret-pw")
+        phone.send_sms(msisdn, "REBOOT wrong;reboot")
+        phone.send_sms(msisdn, "###INFO###")
+        yield wait_until(lambda: restarts and phone.received_sms, timeout=30,
+                         what="restart and INFO reply")
+        yield modems.lines[0].modem.drain_sms()
+        assert restarts == ["restart"]
+        assert phone.received_sms[0]["text"].startswith("IP: ")
+        page = yield gw.subsystem("sms_inbound").history.page("inbox")
+        assert sorted(e.text for e in page.entries) == sorted(
+            ["REBOOT ********", "REBOOT ********", "###INFO###"])
+    finally:
+        yield defer.maybeDeferred(gw.stopService)
