@@ -13,6 +13,16 @@ DTMF_CHARS = set("0123456789*#ABCDabcd")
 _DTMF_CHARS = DTMF_CHARS
 
 
+def uri_user(uri) -> str:
+    """The number of a URI: the user part of ``sip:``/``sips:``, the subscriber of
+    ``tel:`` (RFC 3966, parameters dropped), else ``""``."""
+    if uri is None:
+        return ""
+    if getattr(uri, "scheme", "sip") == "tel":
+        return str(uri.host).split(";", 1)[0].strip()
+    return getattr(uri, "user", None) or ""
+
+
 def is_ip(host: str) -> bool:
     """An IP literal (no DNS needed)."""
     try:

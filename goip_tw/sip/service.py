@@ -38,7 +38,7 @@ from goip_tw.sip.registration import (Registration, RegistrationState, host_port
 from goip_tw.sip.routing import PrefixRouter, Route
 from goip_tw.sip.transaction import Timers, TransactionLayer
 from goip_tw.sip.transport import Address, KeepAlive, TransportLayer
-from goip_tw.sip.ua import is_ip
+from goip_tw.sip.ua import is_ip, uri_user
 
 log = Logger(namespace="goip.sip.service")
 
@@ -452,8 +452,8 @@ class SipService(Originator, service.Service):
 
     def _invite(self, txn, identity: str, account: str) -> None:
         req: Request = txn.request
-        caller = req.from_.uri.user or ""
-        callee = req.uri.user or ""
+        caller = uri_user(req.from_.uri)
+        callee = uri_user(req.uri)
         own = self._account_for_user(callee)
         if self.registrar is not None and self.registrar.is_user(callee):
             log.info("proxy: refusing client-to-client call {caller} -> {callee}",
@@ -489,7 +489,7 @@ class SipService(Originator, service.Service):
             self._reply(txn, 480 if self._message_handler is None else 413)
             return
         msg = ua_mod.InboundMessage(
-            sender=req.from_.uri.user or "", recipient=req.uri.user or "", body=req.body,
+            sender=uri_user(req.from_.uri), recipient=uri_user(req.uri), body=req.body,
             content_type=req.headers.get("content-type") or "text/plain",
             call_id=req.call_id or "", identity=identity, account=account,
             source=(txn.source.host, txn.source.port))

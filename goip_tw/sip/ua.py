@@ -142,7 +142,8 @@ from twisted.internet import defer  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 
 from goip_tw.sip.callheaders import (CALLER_ID_MODES, caller_id_headers,  # noqa: E402,F401
-                                     is_ip, mirror_direction, parse_dtmf_info)
+                                     is_ip, mirror_direction, parse_dtmf_info,
+                                     uri_user)
 from goip_tw.sip.dialog import Dialog, DialogTable, uri_address  # noqa: E402,F401
 from goip_tw.sip.message import NameAddr, Request, Response, SipParseError, SipURI  # noqa: E402
 from goip_tw.sip.transport import Address  # noqa: E402
@@ -250,9 +251,9 @@ class InboundLeg(_Leg):
         self.identity = identity
         self.route = route
         self.own_number = own_number
-        self.caller = req.from_.uri.user or ""
+        self.caller = uri_user(req.from_.uri)
         self.caller_display = req.from_.display or ""
-        self.callee = req.uri.user or ""
+        self.callee = uri_user(req.uri)
         self.call_id = req.call_id
         self.remote_sdp = req.body if (req.headers.get("content-type") or "").lower(
         ).startswith(SDP) else b""

@@ -277,6 +277,11 @@ def test_per_line_without_matching_prefix_is_603():
         assert calls.legs[0].route.lines == (2,)
         assert calls.legs[0].account == "line2"
         calls.legs[0].reject(486)
+        # a tel: Request-URI (RFC 3966) routes by its number too
+        yield udp_exchange(reactor, svc.port, raw_request(
+            "INVITE", "tel:00113800138000;phone-context=+86", body=SDP % 4000), wait=0.3)
+        assert calls.legs[1].callee == "00113800138000" and calls.legs[1].route.lines == (1,)
+        calls.legs[1].reject(486)
     finally:
         yield svc.stopService()
 

@@ -283,3 +283,9 @@ def test_mirror_direction_for_hold_and_resume():
     inactive = ua.mirror_direction(SDP_ANSWER, SDP_OFFER.replace(b"127.0.0.1\r\nt",
                                                                  b"0.0.0.0\r\nt"))
     assert b"a=recvonly" in inactive                       # RFC 2543 hold (c=0.0.0.0)
+
+
+def test_uri_user_of_sip_and_tel():
+    assert ua.uri_user(SipURI.parse("sip:13800138000@127.0.0.1")) == "13800138000"
+    assert ua.uri_user(SipURI.parse("tel:+8613800138000;phone-context=x")) == "+8613800138000"
+    assert ua.uri_user(SipURI.parse("sip:127.0.0.1")) == ""
