@@ -123,6 +123,19 @@ class InboundService(service.Service):
                                   planner=self.forwarder)
         if self._sms is not None and hasattr(self._sms, "sms_received"):
             self.inbound.add_observer(self._sms)
+        self._events = getattr(gateway, "events", None)
+        if self._events is not None:
+            self.inbound.add_observer(self)
+            self.ussd.add_listener(self._ussd_event)
+
+    def sms_received(self, msg) -> None:
+        """Live UI event ``sms.received`` (commands and tokens never get here)."""
+        self._events.publish("sms.received", id=msg.id, line=msg.line, sender=msg.sender,
+                             parts=msg.parts, complete=msg.complete)
+
+    def _ussd_event(self, result) -> None:
+        self._events.publish("ussd.result", line=result.line, status=result.status,
+                             text=result.text, error=result.error)
 
     # -- collaborators ----------------------------------------------------------------
 

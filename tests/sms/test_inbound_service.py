@@ -60,6 +60,11 @@ class FakeGateway:
         self.config = config
         self.subs = {"sip": FakeSip(), "sms": FakeSmsService(), "modems": FakeModems(2)}
         self.hooks = []
+        from goip_tw.events import EventBus
+
+        self.events = EventBus()
+        self.published = []
+        self.events.subscribe("*", lambda topic, **f: self.published.append((topic, f)))
 
     def subsystem(self, name):
         return self.subs.get(name)
@@ -97,6 +102,8 @@ def test_line_sms_is_stored_fanned_out_and_forwarded(store, tmp_path):
         (2, "hello", "8986000001", "B")]
     assert gw.subs["sip"].sent == [("sip:101@127.0.0.1:5070",
                                     b"+8613670128297\n(L2)hello", None)]
+    assert [(t, f["line"], f["sender"]) for t, f in gw.published] == [
+        ("sms.received", 2, "+8613670128297")]
     yield line2.sms_handler(2, sms("REBOOT Adm1n", "k2"))
     yield line2.sms_handler(2, sms("RESET wrong", "k3"))
     gw.reactor.advance(0)
@@ -108,6 +115,8 @@ def test_line_sms_is_stored_fanned_out_and_forwarded(store, tmp_path):
     for fn in line2.observers:
         fn(UssdNotification(UssdReply(1, "Accept offer? 1=yes")))
     assert svc.ussd.state(2).session_open
+    assert gw.published[-1] == ("ussd.result", {"line": 2, "status": "open",
+                                                "text": "Accept offer? 1=yes", "error": ""})
     svc.stopService()
     assert line2.sms_handler is None and line2.observers == []
     assert gw.reactor.getDelayedCalls() == []
