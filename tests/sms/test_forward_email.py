@@ -170,3 +170,30 @@ def test_no_sms_content_ever_becomes_a_header(sender, text):
                                          "Content-Transfer-Encoding", "MIME-Version"])
     # only line ends are normalised (CR, LF, CRLF -> LF), as MIME text requires
     assert text.replace("\r\n", "\n").replace("\r", "\n") in msg.get_content()
+
+
+@pytest_twisted.inlineCallbacks
+def test_plain_mode_on_a_trusted_lan(tmp_path):
+    plain = SmtpSink(tmp_path, mode="plain")
+    plain.start()
+    try:
+        msg = build_message(from_addr="gw@example.org", to_addrs=["o@example.org"],
+                            sms_sender="+1", line=1, text="ok", received_at="t")
+        yield send_message(reactor, settings_for(plain, security="none", ca_file=""), msg)
+        assert [m["Subject"] for m in plain.messages] == ["SMS from +1 (L1)"]
+    finally:
+        plain.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_starttls_required_but_not_offered_fails(tmp_path):
+    plain = SmtpSink(tmp_path, mode="plain")
+    plain.start()
+    try:
+        msg = build_message(from_addr="gw@example.org", to_addrs=["o@example.org"],
+                            sms_sender="+1", line=1, text="secret", received_at="t")
+        with pytest.raises(Exception):
+            yield send_message(reactor, settings_for(plain, security="starttls"), msg)
+        assert plain.messages == [] and plain.auth_failures == 0  # password never sent
+    finally:
+        plain.stop()
