@@ -3,7 +3,7 @@
 The queue sends one part at a time, so a crash between parts is resolvable part by
 part; ``Modem.send_sms`` splits whole texts itself, so this adapter builds the one
 SMS-SUBMIT (TS 23.040 §9.2.2.2) for a given part with its concatenation element
-and submits it with ``AT+CMGS`` (TS 27.005 §3.5.1) through the modem's command
+(``goip_tw.modem.pdu.encode_submit_part``) and submits it with ``AT+CMGS`` (TS 27.005 §3.5.1) through the modem's command
 queue.  The SIM's last used TP-MR is EF_SMSS byte 1 (TS 31.102 §4.2.28, file
 6F43) read with ``AT+CRSM=176,28483,0,0,2`` (TS 27.007 §8.18 READ BINARY).
 """
@@ -23,13 +23,8 @@ EF_SMSS_READ = "AT+CRSM=176,28483,0,0,2"
 def encode_part(recipient: str, text: str, concat: tuple[int, int, int] | None,
                 status_report: bool) -> tuple[str, int]:
     """One SMS-SUBMIT part as ``(pdu_hex, tpdu_length)`` for AT+CMGS."""
-    encoding = mpdu.choose_encoding(text)
     c = mpdu.Concat(*concat) if concat else None
-    head = mpdu._encode_address(recipient, "recipient", allow_alpha=False)
-    udl, ud = mpdu._encode_user_data(text, encoding, None, c)
-    first = 0x01 | (0x20 if status_report else 0) | (0x40 if c else 0)
-    tpdu = bytes([first, 0]) + head + bytes([0, mpdu._dcs_for(encoding, None)]) + bytes([udl]) + ud
-    return (mpdu._encode_smsc(None) + tpdu).hex().upper(), len(tpdu)
+    return mpdu.encode_submit_part(recipient, text, c, status_report=status_report)
 
 
 def parse_crsm_last_mr(value: str) -> int | None:

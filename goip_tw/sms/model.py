@@ -220,3 +220,4 @@ class StatusReport:
     delivered: bool
     final: bool = True
     status: int = 0  # TP-ST
+    scts: float | None = None  # service-centre time stamp of the submit (epoch seconds)

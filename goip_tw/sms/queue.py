@@ -358,7 +358,7 @@ class SmsQueue(service.Service):
 
     def on_status_report(self, report: StatusReport) -> defer.Deferred:
         d = self.store.write(repo.status_report, report.line, report.mr, report.delivered,
-                             report.final, report.status, self.clock.seconds())
+                             report.final, report.status, self.clock.seconds(), report.scts)
 
         def applied(result):
             if result is None:

@@ -121,8 +121,10 @@ def part_sent(conn, mid: int, seq: int, line: int, mr: int, now: float,
     """Record the module's reference; claim the next part in the same transaction.
 
     Returns the message's final state if every part's report already arrived."""
-    conn.execute("UPDATE sms_part SET state = ?, mr = ?, sent_at = ? WHERE message_id = ? AND seq = ?",
-                 (State.SENT.value, mr, now, mid, seq))
+    # A status report may already have settled this part (see status_report).
+    conn.execute("UPDATE sms_part SET state = ?, mr = ?, sent_at = ? WHERE message_id = ? AND seq = ?"
+                 " AND state IN (?, ?)",
+                 (State.SENT.value, mr, now, mid, seq, State.SENDING.value, State.QUEUED.value))
     if next_seq is not None:
         conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?"
                      " WHERE message_id = ? AND seq = ?",
@@ -191,24 +193,35 @@ class ReportResult:
 
 
 def status_report(conn, line: int, mr: int, delivered: bool, final: bool, status: int,
-                  now: float) -> ReportResult | None:
-    """Apply a status report to the newest sent part with this line/reference.
+                  now: float, scts: float | None = None) -> ReportResult | None:
+    """Apply a status report to the part with this line/reference.
 
-    TP-MR is 8 bits and wraps, so the newest matching part is the one meant.  The
-    message becomes delivered when every part is delivered, failed when every part
-    is final and one is not (SPEC §7: reports combined over all parts).
+    TP-MR is 8 bits and wraps, so among sent parts with that reference the one
+    sent closest to the report's service-centre time stamp (TS 23.040 §9.2.3.11)
+    is meant, or the newest when the report has none.  A part still ``sending``
+    whose expected reference matches is proof the module sent it (a report drained
+    from the SIM right after a restart, before recovery).  The message becomes
+    delivered when every part is delivered, failed when every part is final and
+    one is not (SPEC §7: reports combined over all parts).
     """
+    order = "ABS(sent_at - ?)" if scts is not None else "sent_at DESC"
+    params = (line, mr, State.SENT.value) + ((scts,) if scts is not None else ())
     row = conn.execute(
         "SELECT message_id, seq FROM sms_part WHERE line = ? AND mr = ? AND state = ?"
-        " ORDER BY sent_at DESC LIMIT 1", (line, mr, State.SENT.value)).fetchone()
+        f" ORDER BY {order} LIMIT 1", params).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT message_id, seq FROM sms_part WHERE line = ? AND expected_mr = ? AND state = ?"
+            " LIMIT 1", (line, mr, State.SENDING.value)).fetchone()
     if row is None:
         return None
     mid, seq = row[0], row[1]
     if not final:
         return None
     pstate = State.DELIVERED if delivered else State.FAILED
-    conn.execute("UPDATE sms_part SET state = ?, status = ?, done_at = ? WHERE message_id = ? AND seq = ?",
-                 (pstate.value, status, now, mid, seq))
+    conn.execute("UPDATE sms_part SET state = ?, status = ?, done_at = ?, mr = ?,"
+                 " sent_at = COALESCE(sent_at, ?) WHERE message_id = ? AND seq = ?",
+                 (pstate.value, status, now, mr, now, mid, seq))
     mstate, total, delivered = _combine(conn, mid, now)
     msg = conn.execute("SELECT source, source_ref, report FROM sms_message WHERE id = ?",
                        (mid,)).fetchone()

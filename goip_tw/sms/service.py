@@ -119,9 +119,10 @@ class SmsService(service.MultiService):
         self.queue.add_line(adapter)
 
     def _report(self, line: int, report) -> defer.Deferred:
+        scts = getattr(report, "scts", None)
         return self.queue.on_status_report(StatusReport(
             line=line, mr=report.message_ref, delivered=report.delivered, final=report.final,
-            status=report.status))
+            status=report.status, scts=scts.timestamp() if scts is not None else None))
 
     def startService(self):
         modems = self._modems()
