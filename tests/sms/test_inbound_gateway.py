@@ -104,3 +104,40 @@ def test_sms_commands_from_a_simulated_phone(tmp_path):
             ["REBOOT ********", "REBOOT ********", "###INFO###"])
     finally:
         yield defer.maybeDeferred(gw.stopService)
+
+
+@pytest_twisted.inlineCallbacks
+def test_own_number_by_sms_query_and_by_token_in_the_gateway(tmp_path):
+    """F-510 methods 2 and 3 through real lines: the operator's service number answers
+    a query; line 1 texts an encrypted SIM token to line 2, which learns line 1's
+    number. Both numbers are stored by ICCID."""
+    from tests.sms.inbound_support import open_store
+
+    (tmp_path / "data").mkdir()
+    pre = yield open_store(tmp_path / "data" / "goip.sqlite")
+    yield pre.stop()
+    overrides = {"simulator": {"enabled": "on", "modules": 2, "slots": 1, "reg_delay": 0.05}}
+    manager = ConfigManager(str(tmp_path / "goip.toml"), overrides)
+    gw = GatewayService(manager, str(tmp_path / "data"), reactor=reactor, subsystems=SUBSYSTEMS)
+    gw.startService()
+    try:
+        modems = gw.subsystem("modems")
+        network = gw.subsystem("simulator").network
+        yield wait_until(lambda: len(modems.lines) == 2 and all(
+            ln.state == "registered" for ln in modems.lines), timeout=20, what="lines up")
+        yield gw.subsystem("sms").queue.ready
+        sim1, sim2 = (m.sim for m in network.modules)
+        network.add_remote_phone("10086", sms_reply=f"您的号码是{sim1.msisdn},谢谢")
+        own = gw.subsystem("sms_inbound").own_numbers
+        number = yield own.discover_by_sms(1, sim1.iccid, "10086", "CXHM",
+                                           reply_from="10086", phrase="您的号码是")
+        assert number.lstrip("+") == sim1.msisdn.lstrip("+")
+        learned = yield own.discover_by_token(2, sim2.iccid, sim1.msisdn)
+        assert learned.lstrip("+") == sim2.msisdn.lstrip("+")
+        rows = yield own.known()
+        assert {(r["iccid"], r["method"]) for r in rows} == {(sim1.iccid, "sms"),
+                                                             (sim2.iccid, "token")}
+        page = yield gw.subsystem("sms_inbound").history.page("inbox")
+        assert "[own-number token]" in [e.text for e in page.entries]
+    finally:
+        yield defer.maybeDeferred(gw.stopService)
