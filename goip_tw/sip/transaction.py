@@ -226,6 +226,14 @@ class ClientTransaction(_Transaction):
             else:
                 self._start_timer(self.layer.timers.t4, self._terminate)
 
+    def _cancel_expired(self):
+        if self.state == "proceeding":
+            log.info("no final response to a cancelled INVITE to {dest}",
+                     dest=str(self.dest))
+            self.timed_out = True
+            self._deliver_final(self.request.make_response(408, "Request Timeout"))
+            self._terminate()
+
     def _derived(self, method: str, to: str) -> Request:
         """ACK for a non-2xx (§17.1.1.3) or CANCEL (§9.1): the INVITE's top Via,
         Route, From, Call-ID and CSeq number."""
@@ -275,6 +283,8 @@ class ClientTransaction(_Transaction):
             return
         self._cancel_sent = True
         cancel = self._derived("CANCEL", self.request.headers.get("to"))
+        # §9.1: without a final response 64*T1 after the CANCEL, give up on the INVITE
+        self._start_timer(64 * self.layer.timers.t1, self._cancel_expired)
         txn = self.layer._start_client(cancel, self.dest, None, None, add_via=False)
         txn.result.addCallback(lambda r: wanted.called or wanted.callback(r))
 
