@@ -396,3 +396,47 @@ def test_ringback_modes_seen_by_baresip(gateway_factory, baresip_factory, mode, 
         assert kinds.index("CALL_RINGING") < kinds.index("CALL_PROGRESS")
     phone.command("hangup")
     yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+
+
+@pytest.mark.parametrize("cid_mode,expect", [
+    ("off", {"from": "goip-01", "rpid": None, "pai": None}),
+    ("from", {"from": "+12125550155", "rpid": None, "pai": None}),
+    ("rpid", {"from": "goip-01", "rpid": "+12125550155", "pai": None}),
+    ("pai", {"from": "goip-01", "rpid": None, "pai": "+12125550155"}),
+])
+@pytest_twisted.inlineCallbacks
+def test_incoming_caller_id_on_the_wire(gateway_factory, cid_mode, expect):
+    """F-461 (and our P-Asserted-Identity): the INVITE the gateway sends for a mobile
+    caller, as a SIP endpoint on 127.0.0.1 receives it."""
+    from twisted.internet.protocol import DatagramProtocol
+
+    from goip_tw.sip.message import parse_message
+
+    class Sink(DatagramProtocol):
+        invites = []
+
+        def datagramReceived(self, data, addr):
+            if data.startswith(b"INVITE"):
+                self.invites.append(parse_message(data))
+
+    sink = Sink()
+    port = reactor.listenUDP(0, sink, interface="127.0.0.1")
+    try:
+        gw = yield gateway_factory(CallsConfig(lines=(LineCalls(
+            incoming_forward=f"bob@127.0.0.1:{port.getHost().port}", cid_mode=cid_mode),)))
+        caller = gw.network.add_remote_phone("+12125550155")
+        caller.dial(gw.modems[0].sim.own_number)
+        yield poll_until(reactor, lambda: sink.invites, timeout=10)
+        invite = sink.invites[0]
+        h = invite.headers
+        assert expect["from"] in h.get("from")
+        for name, key in (("remote-party-id", "rpid"), ("p-asserted-identity", "pai")):
+            value = h.get(name)
+            if expect[key] is None:
+                assert value is None, (name, value)
+            else:
+                assert expect[key] in value, (name, value)
+        caller.hangup()
+        yield poll_until(reactor, lambda: not gw.ctl.calls and not gw.ctl.pending_cdrs, 10)
+    finally:
+        yield port.stopListening()
