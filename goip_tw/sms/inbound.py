@@ -255,7 +255,13 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
     interception = None
     if complete:
         for interceptor in interceptors:
-            interception = interceptor.intercept(msg)
+            try:
+                interception = interceptor.intercept(msg)
+            except Exception:
+                # A bug there must not turn the SMS into a poison message that the
+                # module offers again forever: store it as an ordinary one.
+                log.failure("received sms: interceptor {i!r} failed", i=interceptor)
+                interception = None
             if interception is not None:
                 break
     stored_text = interception.history_text if interception else text
@@ -276,7 +282,10 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
         interception.record(conn, msg)
     jobs = ()
     if interception is None and planner is not None:
-        jobs = tuple(planner.plan(conn, msg, now))
+        try:
+            jobs = tuple(planner.plan(conn, msg, now))
+        except Exception:
+            log.failure("received sms {id}: planning its forwards failed", id=msg.id)
     return Outcome(message=msg, interception=interception, jobs=jobs)
 
 

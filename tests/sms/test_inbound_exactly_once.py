@@ -232,3 +232,21 @@ def test_modem_key_without_imsi_then_with_imsi_is_one_message(store):
     other_slot = inbound.handler_for(1, sim=lambda: ("", "B"))
     assert not (yield other_slot(again)).duplicate  # another SIM of the line
     assert len(rec.messages) == 2
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_failing_interceptor_or_planner_never_blocks_storage(store):
+    class Broken:
+        def intercept(self, msg):
+            raise RuntimeError("bug")
+
+        def plan(self, conn, msg, now):
+            raise RuntimeError("bug")
+
+        def schedule(self, jobs):
+            raise AssertionError("nothing to schedule")
+
+    inbound, rec, _ = make(store, interceptors=[Broken()], planner=Broken())
+    out = yield inbound.part_received(part("still stored"))
+    assert out.message.text == "still stored" and out.jobs == ()
+    assert [m.text for m in rec.messages] == ["still stored"]
