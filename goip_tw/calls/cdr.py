@@ -4,7 +4,7 @@ figures of the status and statistics pages (F-304, F-306).
 ACD (average call duration of connected calls, seconds), ASR (connected / total
 outgoing calls), consecutive no-answer and consecutive short calls (counted over the
 newest outgoing calls of a line or a SIM, stopping at the first call that breaks the
-run).  Billing by period follows F-470: a 68 s call with a 60 s period is 2 periods.
+run; consecutive no-ring counts unanswered calls that never rang).  Billing by period follows F-470: a 68 s call with a 60 s period is 2 periods.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class CdrFigures:
     billed_periods: int
     consecutive_no_answer: int
     consecutive_short: int
+    consecutive_no_ring: int = 0
 
     @property
     def asr(self) -> float | None:
@@ -114,22 +115,27 @@ def _figures(conn, column, value, short_seconds, scan):
         "SELECT COUNT(*), SUM(CASE WHEN answer_time IS NULL THEN 0 ELSE 1 END), "
         f"SUM(duration), SUM(billed_periods) FROM cdr WHERE {where}", params).fetchone()
     recent = conn.execute(
-        f"SELECT answer_time, duration FROM cdr WHERE {where} ORDER BY end_time DESC, id DESC "
-        "LIMIT ?", params + (scan,)).fetchall()
+        f"SELECT answer_time, duration, ring_time FROM cdr WHERE {where} "
+        "ORDER BY end_time DESC, id DESC LIMIT ?", params + (scan,)).fetchall()
     no_answer = 0
-    for answer_time, _ in recent:
+    for answer_time, _, _ in recent:
         if answer_time is not None:
             break
         no_answer += 1
+    no_ring = 0
+    for answer_time, _, ring_time in recent:
+        if answer_time is not None or ring_time is not None:
+            break
+        no_ring += 1
     short = 0
-    for answer_time, duration in recent:
+    for answer_time, duration, _ in recent:
         if answer_time is None:
             continue  # unanswered calls neither extend nor break a short-call run
         if duration >= short_seconds:
             break
         short += 1
     return CdrFigures(total or 0, connected or 0, float(talk or 0), int(periods or 0),
-                      no_answer, short)
+                      no_answer, short, no_ring)
 
 
 class CdrRepository:

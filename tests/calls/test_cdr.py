@@ -69,6 +69,7 @@ def test_figures(store):
     assert f.acd == pytest.approx(36)
     assert f.consecutive_no_answer == 2
     assert f.consecutive_short == 2
+    assert f.consecutive_no_ring == 2
     everything = yield repo.figures()
     assert everything.total == 6
     sim = yield repo.figures(iccid="8986001")
