@@ -272,10 +272,11 @@ def _assemble(conn, group, rows, now, meta, interceptors, planner, complete):
         (msg.line, msg.slot, imsi, sender, stored_text, total, state, now),
     )
     msg = attrs.evolve(msg, id=cur.lastrowid)
+    # Only the key is needed from now on: dropping the text keeps passwords of
+    # commands out of the table and makes deleting the inbox (F-506) delete it all.
     conn.execute(
-        "UPDATE sms_inbound_part SET history_id = ?"
-        + (", text = ''" if interception else "")
-        + " WHERE imsi = ? AND sender = ? AND ref = ? AND total = ? AND history_id IS NULL",
+        "UPDATE sms_inbound_part SET history_id = ?, text = '' WHERE imsi = ? AND "
+        "sender = ? AND ref = ? AND total = ? AND history_id IS NULL",
         (msg.id, *group),
     )
     if interception is not None and interception.record is not None:

@@ -80,3 +80,11 @@ def test_bad_arguments_name_the_field(store, kw, field):
         yield h.page(**kw)
     rows = yield store.query("SELECT COUNT(*) FROM sms_history")
     assert rows[0][0] == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_deleting_the_inbox_leaves_no_copy_of_the_text(store):
+    yield fill(store)
+    yield SmsHistory(store).delete("inbox")
+    rows = yield store.query("SELECT COUNT(*) FROM sms_inbound_part WHERE text != ''")
+    assert rows[0][0] == 0
