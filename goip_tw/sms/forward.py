@@ -120,8 +120,9 @@ def _load_pending(conn):
 
 
 def _mark_done(conn, job_id: int, now: float) -> None:
+    """A delivered forward keeps no copy of the text (the inbox has it)."""
     conn.execute("UPDATE sms_forward SET state = 'done', attempts = attempts + 1, "
-                 "last_error = '', updated_at = ? WHERE id = ?", (now, job_id))
+                 "body = '{}', last_error = '', updated_at = ? WHERE id = ?", (now, job_id))
 
 
 def _mark_retry(conn, job_id: int, next_at: float, error: str, now: float) -> None:
