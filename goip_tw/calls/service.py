@@ -6,7 +6,9 @@ Wiring only.  Starts after modems, media and SIP (gateway.SUBSYSTEMS order):
 - SIP: becomes the "sip" subsystem's call handler (``set_call_handler``);
 - media: ``goip_tw.calls.mediaside.MediaSide`` over the "media" subsystem;
 - store: CDRs through ``CdrRepository(gateway.store)`` (migration 200);
-- events: ``line.call_state`` (F-304) and ``call.ended`` on ``gateway.events``.
+- events: ``line.call_state`` (F-304) and ``call.ended`` on ``gateway.events``;
+- SIM layer (optional): ``sim.call_status(line) -> dict`` with any of ``enabled``,
+  ``slot``, ``within_limits``, ``talk_seconds`` for line selection.
 
 Stopping ends every call (BYE / hang-up) and waits for the CDR writes, so the
 store, which stops after us, has them.
@@ -54,7 +56,10 @@ class CallsService(service.Service):
         reactor = g.reactor
         self.line_states = LineStates(g.events, reactor)
         self.cdrs = CdrRepository(g.store, g.config.calls.short_call_seconds)
-        self.lines = ModemLines(reactor)
+        # The SIM layer (when present) says which lines are enabled and within their
+        # SIM's limits (F-472/473) and how long each SIM has talked (F-421).
+        sim = g.subsystem("sim")
+        self.lines = ModemLines(reactor, status_extra=getattr(sim, "call_status", None))
         modems = g.subsystem("modems")
         for line in getattr(modems, "lines", ()) or ():
             self.lines.add_line(line.number, line)
