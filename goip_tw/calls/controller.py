@@ -176,8 +176,19 @@ class CallController:
         forward = parse_out_forward(cfg.forward_number)
         if forward.kind == "m1":
             call.m1_digits, number = number, forward.number
-        call.mcall = self.lines.dial(call.line, number, call)
+        if not self._start_dial(call, number):
+            return
         call.goto(states.OutDialing())
+
+    def _start_dial(self, call, number) -> bool:
+        """ATD through the line; a line that cannot dial at all ends the call (503)."""
+        try:
+            call.mcall = self.lines.dial(call.line, number, call)
+        except Exception as e:
+            log.error("line {line}: cannot dial: {error}", line=call.line, error=str(e))
+            call.end("gateway", sip_code=503, sip_reason="Line unavailable")
+            return False
+        return True
 
     # -- mobile -> VoIP ----------------------------------------------------------------
 
@@ -255,8 +266,8 @@ class CallController:
         if not eligible:
             call.end("gateway", sip_reason="Line not available")
             return call
-        call.mcall = self.lines.dial(line, number, call)
-        call.goto(_TestDialing())
+        if self._start_dial(call, number):
+            call.goto(_TestDialing())
         return call
 
     # -- the end -----------------------------------------------------------------------

@@ -289,3 +289,15 @@ def test_undialable_callee_484(callee):
     offer(rig, callee=callee)
     assert rig.take() == [("sip", 484)]
     rig.assert_clean()
+
+
+def test_line_that_cannot_dial_is_released():
+    rig = Rig(line_count=1)
+
+    def broken(line, number, listener):
+        raise RuntimeError("port gone")
+    rig.lines.dial = broken
+    offer(rig)
+    assert rig.take() == [("sip", 503)]
+    assert rig.states.is_idle(1)
+    rig.assert_clean()
