@@ -138,3 +138,26 @@ def test_validate_ok_and_none():
 def test_non_text_rejected():
     with pytest.raises(DialRuleError):
         parse_dial_rules(86)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+RULE_CHARS = st.text(alphabet="0123456789+-:|[]Xx*# a", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RULE_CHARS, st.text(alphabet="0123456789+*#", max_size=20), st.booleans())
+def test_any_text_parses_or_fails_cleanly(text, number, strict):
+    """Bad rules are a DialRuleError naming a position, never another exception;
+    good rules rewrite any number or refuse it (strict) with NumberRejected."""
+    try:
+        rules = parse_dial_rules(text)
+    except DialRuleError as e:
+        assert e.position is None or 0 <= e.position <= len(text.strip())
+        return
+    try:
+        out = rules.rewrite(number, strict)
+    except NumberRejected:
+        assert strict
+        return
+    assert isinstance(out, str)
