@@ -145,3 +145,14 @@ def test_forged_token_learns_nothing(store):
     out = yield inbound.part_received(part(forged, sender="+666"))
     assert out.interception.kind == "ownnumber:invalid"
     assert (yield own.number_for(ICCID)) is None
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200), phrase=st.text(max_size=10))
+def test_parsers_never_raise_on_any_sms(text, phrase):
+    number = extract_number(text, phrase)
+    assert number is None or number.lstrip("+").isdigit()
+    assert TokenCodec(SECRET).open(TOKEN_PREFIX + text, 0, 3600) is None
