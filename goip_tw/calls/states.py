@@ -229,6 +229,18 @@ class Talking(State):
     def leg_hold(self, call, leg, held):
         call.controller.lines.chld(call.line, "2")
 
+    def mobile_dtmf(self, call, mcall, digit, source="signal"):
+        """A key the module detected (F-427 both ways): RFC 4733 through the media
+        engine, else SIP INFO.  In-band mode needs nothing: the tone is in the audio."""
+        ctl = call.controller
+        if source == "inband" or mcall is not call.mcall or ctl.dtmf_mode() == "inband":
+            return
+        send = getattr(ctl.media, "send_dtmf", None)
+        if ctl.dtmf_mode() == "rfc4733" and send is not None and send(call.leg, digit):
+            return
+        if hasattr(call.leg, "send_dtmf"):
+            call.leg.send_dtmf(digit, ctl.calls_config().dtmf_digit_ms)
+
     def _swap(self, call):
         call.controller.lines.chld(call.line, "2")
         call.other_mcalls.append(call.mcall)

@@ -48,6 +48,9 @@ class FakeLeg:
     def hangup(self):
         self.log.append(("sip", "bye"))
 
+    def send_dtmf(self, digit, duration_ms=100):
+        self.log.append(("sip", "info", digit))
+
 
 @implementer(ISipSide)
 class FakeSip:

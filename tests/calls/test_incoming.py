@@ -160,7 +160,8 @@ def test_call_waiting_mode1():
     first, leg = connected_call(rig, "1")
     second = ring(rig, name="second")
     assert rig.take() == [("gsm", 1, "chld", "2")]
-    second.listener.mobile_dtmf(second, "1")    # ignored in Talking
+    second.listener.mobile_dtmf(second, "1")    # the active caller's key reaches VoIP
+    assert rig.take() == [("sip", "info", "1")]
     rig.clock.advance(7)
     second.listener.mobile_ended(second, 16, "normal")
     assert rig.take() == [("gsm", 1, "chld", "2")]
@@ -285,4 +286,19 @@ def test_two_stage_one_key_press_heard_twice_counts_once():
     detect("5")                       # a second press, later: counted
     mcall.listener.mobile_dtmf(mcall, "#")
     assert ("sip", "invite", "55", "01088886666", "from") in rig.take()
+    rig.ctl.hangup_all()
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("info", [("sip", "info", "7")]), ("rfc4733", [("sip", "info", "7")]), ("inband", [])])
+def test_mobile_dtmf_relayed_to_voip(mode, expected):
+    """F-427 the other way: a key the module reports goes to the SIP side (the fake
+    media engine has no RFC 4733 sender, so rfc4733 falls back to INFO)."""
+    rig = Rig(dtmf_mode=mode, lines=[{"incoming_forward": "101"}])
+    mcall = ring(rig)
+    leg = rig.sip.legs[0]
+    leg.listener.leg_answered(leg)
+    rig.take()
+    mcall.listener.mobile_dtmf(mcall, "7")
+    assert rig.take() == expected
     rig.ctl.hangup_all()
