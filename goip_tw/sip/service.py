@@ -37,7 +37,7 @@ from goip_tw.sip.registration import (Registration, RegistrationState, host_port
                                       registrations_for)
 from goip_tw.sip.routing import PrefixRouter, Route
 from goip_tw.sip.transaction import Timers, TransactionLayer
-from goip_tw.sip.transport import Address, KeepAlive, TransportLayer
+from goip_tw.sip.transport import Address, KeepAlive, SipResolver, TransportLayer
 from goip_tw.sip.ua import is_ip, uri_user
 
 log = Logger(namespace="goip.sip.service")
@@ -69,6 +69,7 @@ class SipService(Originator, service.Service):
         self._message_handler = None
         self._line_network: dict[int, bool] = {}
         self._keepalives: dict[str, KeepAlive] = {}
+        self._resolver: SipResolver | None = None
 
     def _build_stack(self, sip_config: SipConfig) -> None:
         self.sip_config = sip_config
@@ -265,13 +266,26 @@ class SipService(Originator, service.Service):
         keepalive.start()
 
     def _send_to_server(self, request: Request, server: str, transport: str = "udp"):
+        """Send to ``host[:port]``; a name without a port is looked up by SRV, then A
+        (RFC 3263 through ``SipResolver``), a name with a port by A only."""
         host, port = host_port(server, 5061 if transport == "tls" else 5060)
         if is_ip(host):
             return self.transactions.send_request(request, Address(transport, host, port))
-        d = self.reactor.resolve(host)
-        d.addCallback(lambda ip: self.transactions.send_request(
-            request, Address(transport, ip, port)))
+        if ":" not in server.strip().lstrip("[").split("]")[-1]:
+            d = self._sip_resolver().resolve(SipURI(host=host), transport)
+            d.addCallback(lambda found: found[0])
+        else:
+            d = self.reactor.resolve(host)
+            d.addCallback(lambda ip: Address(transport, ip, port))
+        d.addCallback(lambda dest: self.transactions.send_request(request, dest))
         return d
+
+    def _sip_resolver(self) -> SipResolver:
+        if self._resolver is None:
+            from twisted.names import client
+
+            self._resolver = SipResolver(client.createResolver(reactor=self.reactor))
+        return self._resolver
 
     # -- addresses and accounts -------------------------------------------
 

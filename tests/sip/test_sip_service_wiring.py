@@ -184,3 +184,29 @@ def test_trunk_without_registration_shows_voip_ready():
         assert not svc.line_voip_registered(2)
     finally:
         yield svc.stopService()
+
+
+def test_registrar_names_use_srv_without_a_port_and_a_records_with_one():
+    """RFC 3263 via SipResolver: a bare name asks SRV first (answered here by a fake)."""
+    from twisted.internet import defer as _defer
+
+    from goip_tw.sip.message import Request
+    from goip_tw.sip.transport import Address
+
+    svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0),
+                     VoipConfig(), 1)
+    asked, sent = [], []
+
+    class FakeSipResolver:
+        def resolve(self, uri, transport=None):
+            asked.append((uri.host, uri.port, transport))
+            return _defer.succeed([Address(transport, "127.0.0.1", 5088)])
+
+    svc._resolver = FakeSipResolver()
+    svc.transactions.send_request = lambda req, dest: sent.append(dest) or "sent"
+    req = Request("REGISTER", "sip:pbx.example")
+    d = svc._send_to_server(req, "pbx.example", "udp")
+    assert asked == [("pbx.example", None, "udp")] and sent == [Address("udp", "127.0.0.1", 5088)]
+    assert d.result == "sent"
+    svc._send_to_server(req, "127.0.0.1:5070", "tcp")
+    assert sent[-1] == Address("tcp", "127.0.0.1", 5070) and len(asked) == 1
