@@ -243,6 +243,10 @@ class SmscBackend:
 
     # -- received SMS (MO) -------------------------------------------------------------------
 
+    def sms_received(self, msg) -> None:
+        """IReceivedSmsObserver (goip_tw/sms/inbound.py): every stored received SMS."""
+        self.deliver_mo(msg.line, msg.sender, msg.text)
+
     def deliver_mo(self, line: int | None, sender: str, text: str) -> None:
         """Hand a received SMS to bound receivers; retried until a deliver_sm_resp."""
         coding, data = encode_data_coding(text, self.default_alphabet)
@@ -390,6 +394,8 @@ def build_service(gateway):
                           line_number=line_number, bind_failures=cfg.bind_failures,
                           bind_block=cfg.bind_block, retry_interval=cfg.retry_interval,
                           default_alphabet=cfg.default_alphabet)
+    if hasattr(sms, "add_received_observer"):
+        sms.add_received_observer(backend)
     svc = SmppService(backend, gateway.reactor, cfg)
     svc.credentials = (system_id, password, cfg.port)
     return svc

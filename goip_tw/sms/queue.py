@@ -158,6 +158,9 @@ class SmsQueue(service.Service):
 
     @defer.inlineCallbacks
     def _load(self):
+        # Writes run in order on one thread: this empty one fires after the store's
+        # migrations, so the reads below see our tables.
+        yield self.store.write(lambda conn: None)
         self._next_id = (yield self.store.read(repo.max_id)) + 1
         queued, uncertain = yield self.store.read(repo.load_pending)
         now = self.clock.seconds()
