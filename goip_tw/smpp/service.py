@@ -349,6 +349,17 @@ class SmppService(service.MultiService):
                 reactor, f"ssl:{cfg.tls_port}:interface={iface}:privateKey={cfg.tls_cert}")
             internet.StreamServerEndpointService(tls, self.factory).setServiceParent(self)
 
+    def reconfig(self, old, new, changed) -> None:
+        """Accounts and bind limits apply to the next bind; ports at the next start."""
+        if not any(k.startswith("smpp.") for k in changed):
+            return
+        cfg = new.smpp
+        if cfg.password:
+            self.backend.system_id, self.backend.password = cfg.system_id, cfg.password
+        self.backend.bind_failures = cfg.bind_failures
+        self.backend.bind_block = cfg.bind_block
+        self.backend.retry_interval = cfg.retry_interval
+
     def stopService(self):
         self.backend.close()
         return super().stopService()

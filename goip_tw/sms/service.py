@@ -124,6 +124,19 @@ class SmsService(service.MultiService):
             line=line, mr=report.message_ref, delivered=report.delivered, final=report.final,
             status=report.status, scts=scts.timestamp() if scts is not None else None))
 
+    def reconfig(self, old, new, changed) -> None:
+        """Routing and queue settings apply at once; the GoIP SMS-server client's
+        address/ID apply at the next start (its sockets are per line)."""
+        if not any(k.startswith("sms.") for k in changed):
+            return
+        self.router = router_from_config(new.sms)
+        self.queue.router = self.router
+        self.queue.settings = settings_from_config(new.sms)
+        if self.sip_relay is not None:
+            self.sip_relay.report = new.sms.sip_result_report
+            self.sip_relay.first_line = new.sms.sip_first_line_target
+        self.queue.line_changed()
+
     def startService(self):
         modems = self._modems()
         for ls in getattr(modems, "lines", ()):

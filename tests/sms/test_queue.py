@@ -315,3 +315,27 @@ def test_unknown_tp_mr_is_never_resent_by_default(store, clock):
     assert len(net) == 1
     assert (yield q2.info(a.message))["state"] == "sent"
     q2.stopService()
+
+
+def test_service_reconfig_applies_routing(tmp_path):
+    """SmsService.reconfig swaps router and settings without a restart."""
+    import attrs
+
+    from goip_tw.config.sections.sms import SmsConfig
+    from goip_tw.sms.service import SmsService
+
+    class Gw:
+        store = None
+        reactor = Clock()
+        config = type("C", (), {"sms": SmsConfig(http_api=False)})()
+
+        def subsystem(self, name):
+            return None
+
+    svc = SmsService(Gw())
+    new = type("C", (), {"sms": attrs.evolve(SmsConfig(), interval=7.0, rewrite_rules="0:-0++44",
+                                             line_prefixes=("9",))})()
+    svc.reconfig(Gw.config, new, {"sms.interval", "sms.rewrite_rules", "sms.line_prefixes"})
+    assert svc.queue.settings.interval == 7.0
+    assert svc.queue.router.route("0712345").dest == "+44712345"
+    assert svc.queue.router.route("912345").lines == (1,)
