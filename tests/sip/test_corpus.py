@@ -229,3 +229,21 @@ def test_stack_survives_corpus_over_udp_and_still_answers_options():
         sock.close()
         layer.stop()
         yield transport.stop()
+
+
+def test_contact_list_with_quoted_commas_and_escaped_headers():
+    _, data = load(CORPUS / "valid_contact_params.sip")
+    contacts = full_parse(data).headers.get_all("contact")
+    assert len(contacts) == 2
+    from goip_tw.sip.message import NameAddr
+    first, second = (NameAddr.parse(c) for c in contacts)
+    assert first.display == "Mr. Watson" and first.param("expires") == "3600"
+    assert second.uri.headers == "Route=%3Csip:sip.example.test%3E"
+    assert second.param("methods") == '"INVITE,MESSAGE"'
+
+
+def test_multipart_body_length_in_bytes():
+    _, data = load(CORPUS / "valid_multipart_body.sip")
+    msg = full_parse(data)
+    assert msg.body.endswith(b"--7a9cbec02ceef655--\r\n")
+    assert "短信".encode() in msg.body
