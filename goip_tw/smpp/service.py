@@ -22,7 +22,7 @@ import secrets
 import string
 
 import attrs
-from twisted.application import internet, service
+from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -327,27 +327,56 @@ class SmscBackend:
         return len(self._pending)
 
 
-class SmppService(service.MultiService):
-    """Listens for ESMEs (TCP, and TLS when a certificate is configured)."""
+class SmppService(service.Service):
+    """Listens for ESMEs (TCP, and TLS when a certificate is configured).
+
+    ``listening`` fires with the bound TCP port (``port = 0`` picks a free one).
+    With generated demo credentials it announces
+    ``smpp: system_id=ID password=PASSWORD port=PORT`` on the gateway console.
+    """
 
     name = "smpp"
+    log = Logger()
 
-    def __init__(self, backend, reactor, cfg):
-        super().__init__()
+    def __init__(self, backend, reactor, cfg, announce=None, demo=False):
         self.backend = backend
-        settings = SmppSettings(max_pdu=cfg.max_pdu, window=cfg.window,
-                                deliver_window=cfg.deliver_window, read_timeout=cfg.read_timeout,
-                                inactivity_timeout=cfg.inactivity_timeout,
-                                response_timeout=cfg.response_timeout,
-                                default_alphabet=cfg.default_alphabet)
-        self.factory = SmscFactory(backend, reactor, settings)
-        iface = cfg.interface
-        ep = endpoints.TCP4ServerEndpoint(reactor, cfg.port, interface=iface)
-        internet.StreamServerEndpointService(ep, self.factory).setServiceParent(self)
+        self.reactor = reactor
+        self.cfg = cfg
+        self.announce = announce
+        self.demo = demo
+        self.settings = SmppSettings(
+            max_pdu=cfg.max_pdu, window=cfg.window, deliver_window=cfg.deliver_window,
+            read_timeout=cfg.read_timeout, inactivity_timeout=cfg.inactivity_timeout,
+            response_timeout=cfg.response_timeout, default_alphabet=cfg.default_alphabet)
+        self.factory = SmscFactory(backend, reactor, self.settings)
+        self.ports: list = []
+        self.port_number: int | None = None
+        self.listening = defer.Deferred()
+
+    @defer.inlineCallbacks
+    def startService(self):
+        super().startService()
+        cfg = self.cfg
+        ep = endpoints.TCP4ServerEndpoint(self.reactor, cfg.port, interface=cfg.interface)
+        try:
+            port = yield ep.listen(self.factory)
+        except Exception as e:
+            self.log.error("smpp: cannot listen on {iface}:{port}: {error}",
+                           iface=cfg.interface, port=cfg.port, error=e)
+            return
+        self.ports.append(port)
+        self.port_number = port.getHost().port
         if cfg.tls_port and cfg.tls_cert:
             tls = endpoints.serverFromString(
-                reactor, f"ssl:{cfg.tls_port}:interface={iface}:privateKey={cfg.tls_cert}")
-            internet.StreamServerEndpointService(tls, self.factory).setServiceParent(self)
+                self.reactor, f"ssl:{cfg.tls_port}:interface={cfg.interface}:"
+                              f"privateKey={cfg.tls_cert}")
+            self.ports.append((yield tls.listen(self.factory)))
+        self.log.info("smpp SMSC listening on {iface}:{port}", iface=cfg.interface,
+                      port=self.port_number)
+        if self.demo and self.announce is not None:
+            self.announce(f"smpp: system_id={self.backend.system_id} "
+                          f"password={self.backend.password} port={self.port_number}")
+        self.listening.callback(self.port_number)
 
     def reconfig(self, old, new, changed) -> None:
         """Accounts and bind limits apply to the next bind; ports at the next start."""
@@ -360,9 +389,15 @@ class SmppService(service.MultiService):
         self.backend.bind_block = cfg.bind_block
         self.backend.retry_interval = cfg.retry_interval
 
+    @defer.inlineCallbacks
     def stopService(self):
+        super().stopService()
         self.backend.close()
-        return super().stopService()
+        ports, self.ports = self.ports, []
+        for port in ports:
+            yield port.stopListening()
+        for session in list(self.backend.sessions):
+            session.transport.loseConnection()
 
 
 def ensure_demo_credentials(data_dir: str) -> tuple[str, str]:
@@ -387,18 +422,29 @@ def ensure_demo_credentials(data_dir: str) -> tuple[str, str]:
     return system_id, password
 
 
+def _enabled(gateway) -> bool:
+    mode = gateway.config.smpp.enabled
+    if mode != "auto":
+        return mode == "on"
+    try:
+        from goip_tw.simulator.service import should_run
+    except ImportError:  # pragma: no cover
+        return False
+    return should_run(gateway.config)
+
+
 def build_service(gateway):
     cfg = gateway.config.smpp
-    if not cfg.enabled:
+    if not _enabled(gateway):
         return None
     sms = gateway.subsystem("sms")
     queue = getattr(sms, "queue", None)
     if queue is None:
         return None
-    password = cfg.password
-    system_id = cfg.system_id
+    password, system_id, demo = cfg.password, cfg.system_id, False
     if not password:
         system_id, password = ensure_demo_credentials(gateway.data_dir)
+        demo = True
     lines = getattr(sms, "line_count", lambda: 32)
     line_number = getattr(sms, "line_number", None) if cfg.line_number else None
     backend = SmscBackend(queue, gateway.reactor, system_id, password, lines=lines,
@@ -407,6 +453,5 @@ def build_service(gateway):
                           default_alphabet=cfg.default_alphabet)
     if hasattr(sms, "add_received_observer"):
         sms.add_received_observer(backend)
-    svc = SmppService(backend, gateway.reactor, cfg)
-    svc.credentials = (system_id, password, cfg.port)
-    return svc
+    return SmppService(backend, gateway.reactor, cfg,
+                       announce=getattr(gateway, "announce", None), demo=demo)

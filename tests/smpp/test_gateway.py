@@ -35,7 +35,7 @@ def free_port():
 def test_smpplib_to_simulated_phone_receipt_and_reply(tmp_path):
     port = free_port()
     overrides = {"simulator": {"enabled": "on", "modules": 2, "slots": 1, "reg_delay": 0.05},
-                 "smpp": {"enabled": True, "port": port, "interface": "127.0.0.1",
+                 "smpp": {"enabled": "on", "port": port, "interface": "127.0.0.1",
                           "system_id": "1", "password": "pw123"}}
     manager = ConfigManager(str(tmp_path / "goip.toml"), overrides)
     gw = GatewayService(manager, str(tmp_path / "data"), reactor=reactor, subsystems=SUBSYSTEMS)

@@ -11,15 +11,25 @@ def _check_system_id(value: str) -> None:
                          "for the 2-digit line suffix of the 1+N IDs)")
 
 
+def _check_password(value: str) -> None:
+    if len(value) > 8 or not value.isprintable():
+        raise ValueError("an SMPP 3.4 password is at most 8 printable characters")
+
+
 @section("smpp")
 class SmppConfig:
-    enabled: bool = setting(False, label="SMPP SMSC", feature="F-407")
-    port: int = setting(2775, label="SMPP port", min=0, max=65535, feature="F-407")
+    enabled: str = setting("auto", label="SMPP SMSC", choices=("auto", "on", "off"),
+                           feature="F-407",
+                           help="auto: on with the simulated default (demo), else off.")
+    port: int = setting(2775, label="SMPP port (0 = any free port)", min=0, max=65535,
+                        feature="F-407")
     interface: str = setting("0.0.0.0", label="Listen address")
     system_id: str = setting("1", label="System ID", check=_check_system_id, feature="F-407",
                              help="ID 1 also offers 101, 102, ... = line 1, 2, ...")
     password: str = setting("", label="Password", secret=True, feature="F-407",
-                            help="At most 8 characters (SMPP 3.4 password field).")
+                            check=lambda v: _check_password(v),
+                            help="At most 8 characters (SMPP 3.4 password field); empty "
+                                 "with the simulated default = generated demo password.")
     line_number: bool = setting(False, label="Line number as deliver_sm recipient",
                                 feature="F-407")
     tls_port: int = setting(0, label="SMPP over TLS port (0 = off)", min=0, max=65535)
