@@ -54,6 +54,7 @@ setup(
         "smpplib>=2.2",
         "tomli-w>=1.0",
         "pylibsrtp>=0.10",
+        "cryptography>=41",
     ],
     extras_require={
         "test": ["pytest", "pytest-twisted", "pytest-timeout", "hypothesis", "treq", "aiosmtpd"],

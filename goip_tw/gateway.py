@@ -31,6 +31,7 @@ SUBSYSTEMS = (
     ("sip", "goip_tw.sip.service"),
     ("calls", "goip_tw.calls.service"),
     ("sms", "goip_tw.sms.service"),
+    ("sms_inbound", "goip_tw.sms.inbound_service"),
     ("smpp", "goip_tw.smpp.service"),
     ("web", "goip_tw.web.service"),
 )
@@ -144,6 +145,30 @@ class GatewayService(service.MultiService):
         yield self.event_log.append("gateway", "stopping")
         yield super().stopService()
         self.log.info("goip-tw stopped cleanly")
+
+    def restart(self):
+        """F-512 restart: stop every service cleanly, then exec the same command line."""
+        self.log.warn("restart requested")
+        self.event_log.append("gateway", "restart requested", level="warn")
+        if self.reactor is not _global_reactor():
+            return
+
+        def reexec():
+            os.execv(sys.executable, [sys.executable] + sys.argv)
+
+        self.reactor.addSystemEventTrigger("after", "shutdown", reexec)
+        self.reactor.callLater(0, self.reactor.stop)
+
+    def factory_reset(self):
+        """F-512 factory reset: every setting back to its default (the previous file is
+        kept as ``.bak``), then restart.  Stored data (SMS, CDRs) is kept: it is the
+        operator's record, not configuration."""
+        from goip_tw.config import files
+        from goip_tw.config.model import GatewayConfig
+
+        self.log.warn("factory reset requested")
+        files.save(self.config_manager.path, GatewayConfig())
+        self.restart()
 
     def reload(self):
         """SIGHUP: re-read the config file and tell services what changed."""

@@ -27,12 +27,13 @@ _STOP = object()
 
 
 def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # timeout= sets the busy handler before the first statement: switching to WAL
+    # may meet the other worker's connection opening at the same moment.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
 
@@ -47,7 +48,11 @@ class _Worker(threading.Thread):
         self.conn = None
 
     def run(self):
-        self.conn = connect(self.store.path)
+        try:
+            self.conn = connect(self.store.path)
+        except sqlite3.Error as e:
+            self._fail_all(e)
+            return
         try:
             while True:
                 job = self.jobs.get()
@@ -69,6 +74,15 @@ class _Worker(threading.Thread):
                     self._run_read(job)
         finally:
             self.conn.close()
+
+    def _fail_all(self, error):
+        """Without a connection every queued and future job fails instead of hanging."""
+        self.store.log.error("store connection failed: {error}", error=error)
+        while True:
+            job = self.jobs.get()
+            if job is _STOP:
+                return
+            self._deliver(job[0], False, error)
 
     def _deliver(self, d, ok, value):
         reactor = self.store.reactor
@@ -131,6 +145,7 @@ class SqliteStore:
         self._writer = None
         self._reader = None
         self.running = False
+        self._held_reads = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -141,7 +156,17 @@ class SqliteStore:
         self._writer.start()
         self._reader.start()
         self.running = True
-        return self.write(self._migrate)
+        self._held_reads = []
+        d = self.write(self._migrate)
+        d.addBoth(self._release_reads)
+        return d
+
+    def _release_reads(self, result):
+        """Reads issued before the migration ran now see the migrated schema."""
+        held, self._held_reads = self._held_reads, None
+        for job in held:
+            self._reader.jobs.put(job)
+        return result
 
     def stop(self):
         if not self.running:
@@ -151,9 +176,10 @@ class SqliteStore:
         writer, reader = self._writer, self._reader
 
         def join():
-            for w in (writer, reader):
+            # Reader first: the writer's close is then the last one, which
+            # checkpoints the WAL into the database file and removes it.
+            for w in (reader, writer):
                 w.jobs.put(_STOP)
-            for w in (writer, reader):
                 w.join(30)
             self.reactor.callFromThread(done.callback, None)
 
@@ -190,6 +216,10 @@ class SqliteStore:
         return self._submit(self._writer, fn, args, kwargs)
 
     def read(self, fn, *args, **kwargs):
+        if self.running and self._held_reads is not None:
+            d = defer.Deferred()
+            self._held_reads.append((d, fn, args, kwargs))
+            return d
         return self._submit(self._reader, fn, args, kwargs)
 
     def query(self, sql, params=()):

@@ -95,3 +95,22 @@ def test_stopped_store_refuses_writes(tmp_path):
     with pytest.raises(RuntimeError):
         yield store.execute("SELECT 1")
     assert not [f for f in os.listdir(tmp_path) if f.endswith("-wal") and os.path.getsize(tmp_path / f)]
+
+
+@pytest_twisted.inlineCallbacks
+def test_reads_issued_before_migration_see_the_schema(tmp_path):
+    store = SqliteStore(str(tmp_path / "s.sqlite"), reactor=reactor)
+    started = store.start()
+    rows = yield store.query("SELECT COUNT(*) FROM event_log")  # not waiting for start()
+    assert rows[0][0] == 0
+    yield started
+    yield store.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_unopenable_store_fails_jobs_instead_of_hanging(tmp_path):
+    (tmp_path / "dir.sqlite").mkdir()
+    store = SqliteStore(str(tmp_path / "dir.sqlite"), reactor=reactor)
+    with pytest.raises(sqlite3.Error):
+        yield store.start()
+    yield store.stop()
