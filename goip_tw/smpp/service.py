@@ -277,8 +277,9 @@ class SmscBackend:
         for delivery in list(self._pending):
             if delivery.not_before > now:
                 continue
-            session = next((s for s in self.sessions if s.can_deliver and s.account is not None
-                            and delivery.want(s.account)), None)
+            session = next((s for s in self.sessions if s.account is not None
+                            and s.account.mode in ("receiver", "transceiver")
+                            and s.can_deliver and delivery.want(s.account)), None)
             if session is None:
                 continue
             self._pending.remove(delivery)
