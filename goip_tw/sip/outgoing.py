@@ -18,7 +18,8 @@ from goip_tw.sip.transport import Address
 
 
 class Originator:
-    """Needs ``voip``, ``plans``, ``registrar``, ``transport``, ``transactions``, ``ua``."""
+    """Needs ``voip``, ``plans``, ``registrations``, ``registrar``, ``transport``,
+    ``transactions``, ``ua``."""
 
     def _target(self, target: str, account_key: str):
         """(request URI, destination Address, account) for a target string."""
@@ -34,6 +35,9 @@ class Originator:
                 return binding.contact, binding.source, acct
             server = (self.voip.trunk_gateway1 if self.voip.mode == "trunk"
                       else acct.proxy or acct.registrar)
+            reg = self.registrations.get(account_key)
+            if reg is not None and reg.current != 0 and reg.server:
+                server = reg.server          # failed over: calls follow (manual §4.3)
             if not server:
                 raise ValueError(f"no server to send {text!r} to")
             host, port = host_port(server)

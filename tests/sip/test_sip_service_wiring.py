@@ -210,3 +210,19 @@ def test_registrar_names_use_srv_without_a_port_and_a_records_with_one():
     assert d.result == "sent"
     svc._send_to_server(req, "127.0.0.1:5070", "tcp")
     assert sent[-1] == Address("tcp", "127.0.0.1", 5070) and len(asked) == 1
+
+
+def test_calls_follow_the_registration_to_the_backup_server():
+    voip = VoipConfig(account=SipAccount(auth_id="goip-01", registrar="10.0.0.1:5070",
+                                         proxy="10.0.0.1:5070",
+                                         backup_registrar="10.0.0.2:5080"))
+    svc = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=0), voip, 1)
+    uri, dest, acct = svc._target("13800138000", "main")
+    assert (dest.host, dest.port) == ("10.0.0.1", 5070)
+
+    class OnBackup:
+        current, server = 1, "10.0.0.2:5080"
+
+    svc.registrations["main"] = OnBackup()
+    uri, dest, acct = svc._target("13800138000", "main")
+    assert str(uri) == "sip:13800138000@10.0.0.2:5080" and dest.port == 5080
