@@ -10,6 +10,7 @@ ID per F-461.  Peers are started by tests/peers/harness.py and stopped by PID.
 
 from __future__ import annotations
 
+import glob
 import sqlite3
 
 import pytest
@@ -232,13 +233,17 @@ def test_incoming_forwarded_to_baresip(gateway_factory, baresip_factory, cid_mod
 def dominant(path, freqs=(440, 1000, 1400)):
     """(strongest of ``freqs``, seconds, RMS) over the second half of a 16-bit mono
     WAV; the RMS guards against silence, where any frequency "wins"."""
-    import array
-    import math
     import wave
 
     with wave.open(path, "rb") as w:
-        rate = w.getframerate()
-        s = array.array("h", w.readframes(w.getnframes()))
+        return dominant_pcm(w.readframes(w.getnframes()), w.getframerate(), freqs)
+
+
+def dominant_pcm(pcm, rate=8000, freqs=(440, 1000, 1400)):
+    import array
+    import math
+
+    s = array.array("h", bytes(pcm[:len(pcm) - len(pcm) % 2]))
     s = s[len(s) // 2:]
 
     def power(freq):
@@ -255,8 +260,6 @@ def dominant(path, freqs=(440, 1000, 1400)):
 def test_tone_from_baresip_comes_back_through_echo_phone(gateway_factory, baresip_factory):
     """Audio both ways: baresip's 440 Hz goes out on the line, the echo phone returns
     it, and baresip records it (sndfile dump) -- the demo's "hear yourself" path."""
-    import glob
-
     from goip_tw.config.sections.media import MediaConfig
     from goip_tw.media.service import MediaService
 
@@ -440,3 +443,27 @@ def test_incoming_caller_id_on_the_wire(gateway_factory, cid_mode, expect):
         yield poll_until(reactor, lambda: not gw.ctl.calls and not gw.ctl.pending_cdrs, 10)
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_incoming_tones_both_ways(gateway_factory, baresip_factory):
+    """Incoming call with audio: the mobile caller's 1000 Hz reaches baresip, and
+    baresip's 440 Hz reaches the mobile caller."""
+    holder = {}
+    bob = baresip_factory("bob")
+    gw = yield gateway_factory(CallsConfig(lines=(LineCalls(
+        incoming_forward=f"bob@127.0.0.1:{bob.sip_port}"),)), media=media_for(holder))
+    holder["gw"] = gw
+    caller = gw.network.add_remote_phone("+12125550155", audio="tone:1000")
+    caller.dial(gw.modems[0].sim.own_number)
+    yield bob.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield defer_sleep(4)
+    heard = bytes(caller.heard)
+    caller.hangup()
+    yield bob.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    freq, seconds, rms = dominant_pcm(heard)
+    assert seconds > 1 and rms > 300 and freq == 440, (freq, seconds, rms)
+    dumps = glob.glob(str(bob.workdir / "dump-*-dec.wav"))
+    assert dumps, bob.log_text()[-2000:]
+    freq, seconds, rms = dominant(dumps[0])
+    assert seconds > 1 and rms > 300 and freq == 1000, (freq, seconds, rms)
