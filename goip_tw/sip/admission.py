@@ -188,8 +188,16 @@ class Admission:
         return Verdict("challenge", reason="credentials needed", code=401)
 
     def _reject(self, request: Request, source: tuple[str, int], why: str) -> Verdict:
-        log.info("sip admission refused {method} from {host}:{port}: {why}",
-                 method=request.method, host=source[0], port=source[1], why=why)
+        """403, logged in the fail2ban format of ``goip_tw.sip.auth`` (FAIL2BAN_REGEX)
+        so that toll-fraud scanners knocking from unknown addresses get banned too."""
+        try:
+            user = request.from_.uri.user or ""
+        except ValueError:
+            user = ""
+        safe_user = "".join(c if c.isalnum() or c in "_.@+-" else "?" for c in user)[:64]
+        log.warn("auth failure: service=sip user={user} source={host} port={port} "
+                 "method={method} reason={reason}", user=safe_user or "-", host=source[0],
+                 port=source[1], method=request.method, reason=why.replace(" ", "_"))
         return Verdict("reject", reason=why, code=403)
 
 

@@ -97,3 +97,21 @@ def test_port_in_an_item_pins_the_source_port():
     gate = Admission("address", s)
     assert gate.check(invite(), ("127.0.0.1", 5070)).accepted
     assert gate.check(invite(), ("127.0.0.1", 5999)).action == "reject"
+
+
+def test_refusals_are_logged_for_fail2ban(monkeypatch):
+    import re
+
+    from twisted.logger import Logger, formatEvent
+
+    from goip_tw.sip import admission
+    from goip_tw.sip.auth import FAIL2BAN_REGEX
+
+    events = []
+    monkeypatch.setattr(admission, "log", Logger(observer=events.append))
+    req = invite()
+    req.headers.add("From", "<sip:evil user@8.8.8.8>;tag=1")
+    Admission("address", TRUSTED).check(req, ("8.8.8.8", 5060))
+    line = formatEvent(events[-1])
+    assert re.search(FAIL2BAN_REGEX.replace("<HOST>", r"8\.8\.8\.8"), line), line
+    assert "reason=address_not_trusted" in line
