@@ -52,7 +52,6 @@ deque of deadlines behind it, so thousands of Timer J's cost one DelayedCall.
 from __future__ import annotations
 
 import collections
-import math
 import os
 
 from twisted.internet import defer
@@ -60,6 +59,7 @@ from twisted.logger import Logger
 
 from goip_tw.sip.message import Request, Response, SipParseError, split_commas
 from goip_tw.sip.timers import Timers, _Scheduler  # noqa: F401  (Timers is public here)
+from goip_tw.sip.transport import Address
 
 log = Logger()
 
@@ -309,9 +309,7 @@ class ServerTransaction(_Transaction):
         self.on_ack_timeout = None
         self._timers = []
         if not self.is_invite:
-            # one timer per NIST, bound to the key so a completed one can be freed
-            self._timers.append(layer._sched.call_later(
-                64 * layer.timers.t1, layer._nist_expire, key))
+            layer._arm_nist(key)
 
     @property
     def final_sent(self) -> bool:
@@ -354,7 +352,9 @@ class ServerTransaction(_Transaction):
             self._terminate()  # Timer J is zero
         else:
             # Timer J: the layer keeps only what absorbing retransmissions needs
-            layer._servers[self.key] = _CompletedNist(layer, data, self.dest)
+            d = self.dest
+            layer._servers[self.key] = (data, (d.transport, d.host, d.port),
+                                        layer.clock.seconds())
             layer._completed.append(self.key)
 
     def _send(self, data: bytes) -> None:
@@ -402,25 +402,6 @@ class ServerTransaction(_Transaction):
         self.layer._servers.pop(self.key, None)
 
 
-class _CompletedNist:
-    """A non-INVITE server transaction in Completed (UDP): the final response to
-    replay until Timer J, and nothing else, so a flood of OPTIONS or REGISTER
-    keeps ~300 bytes per request for 64*T1 instead of the whole request."""
-
-    __slots__ = ("last", "dest", "at", "layer")
-    is_invite = False
-    state = "completed"
-
-    def __init__(self, layer, last: bytes, dest):
-        self.layer = layer
-        self.last = last
-        self.dest = dest
-        self.at = layer.clock.seconds()
-
-    def request_retransmitted(self) -> None:
-        self.layer.transport.send(self.last, self.dest)
-
-
 class TransactionLayer:
     """Matches messages to transactions and owns every timer."""
 
@@ -428,6 +409,8 @@ class TransactionLayer:
                  strict: bool = True, max_server_transactions: int = 100_000):
         self.max_server_transactions = max_server_transactions
         self._completed = collections.deque(maxlen=max_server_transactions)
+        self._nist_queue: collections.deque = collections.deque()
+        self._nist_call = None
         self._overload_logged = -1e9
         self.transport = transport
         self.clock = clock
@@ -536,14 +519,17 @@ class TransactionLayer:
         key = base + (lookup,)
         txn = self._servers.get(key)
         if method == "ACK":
-            if txn is not None and txn.is_invite and txn.state in ("completed",
-                                                                   "confirmed"):
+            if type(txn) is ServerTransaction and txn.is_invite and txn.state in (
+                    "completed", "confirmed"):
                 txn.ack_received()
             else:
                 self.ack_received(request, source)
             return
         if txn is not None:
-            txn.request_retransmitted()
+            if type(txn) is tuple:  # completed non-INVITE: replay the final response
+                self.transport.send(txn[0], Address(*txn[1]))
+            else:
+                txn.request_retransmitted()
             return
         if method == "CANCEL":
             self._cancel_received(request, source, base, key)
@@ -566,17 +552,44 @@ class TransactionLayer:
         if txn.is_invite and txn.state == "proceeding" and txn.last is None:
             txn.respond(request.make_response(100))
 
+    # -- non-INVITE server transaction expiry ------------------------------
+    #
+    # Completed non-INVITE server transactions (UDP) are stored as plain tuples
+    # ``(response bytes, (transport, host, port), completed at)`` and expire
+    # through one FIFO of ``(deadline, key)`` tuples: a flood of OPTIONS or
+    # REGISTER then leaves no objects for the cyclic GC to walk, and ~1 KB per
+    # request for 64*T1 (Timer J).
+
+    def _arm_nist(self, key, delay: float | None = None) -> None:
+        if delay is None:
+            delay = 64 * self.timers.t1
+        self._nist_queue.append((self.clock.seconds() + delay, key))
+        if self._nist_call is None:
+            self._nist_call = self.clock.callLater(delay, self._drain_nist)
+
+    def _drain_nist(self) -> None:
+        self._nist_call = None
+        queue = self._nist_queue
+        now = self.clock.seconds() + 1e-9
+        for _ in range(len(queue)):
+            if queue[0][0] > now:
+                break
+            self._nist_expire(queue.popleft()[1])
+        if queue and self._nist_call is None:
+            self._nist_call = self.clock.callLater(
+                max(0.0, queue[0][0] - self.clock.seconds()), self._drain_nist)
+
     def _nist_expire(self, key) -> None:
         """64*T1 after a non-INVITE arrived: Timer J (extended to 64*T1 after the
-        final response, rounded up to 1/4 s so extensions share scheduler
-        queues), or the TU never answered and the transaction is dropped."""
+        final response; a later one may wait behind it, J being a minimum), or the
+        TU never answered and the transaction is dropped."""
         entry = self._servers.get(key)
         if entry is None:
             return
-        if type(entry) is _CompletedNist:
-            left = entry.at + 64 * self.timers.t1 - self.clock.seconds()
+        if type(entry) is tuple:
+            left = entry[2] + 64 * self.timers.t1 - self.clock.seconds()
             if left > 0.001:
-                self._sched.call_later(math.ceil(left * 4) / 4, self._nist_expire, key)
+                self._arm_nist(key, left)
             else:
                 del self._servers[key]
             return
@@ -594,7 +607,7 @@ class TransactionLayer:
             if len(servers) < self.max_server_transactions or not dq:
                 break
             key = dq.popleft()
-            if type(servers.get(key)) is _CompletedNist:
+            if type(servers.get(key)) is tuple:
                 del servers[key]
 
     def _overloaded(self, request, source) -> None:
@@ -632,6 +645,10 @@ class TransactionLayer:
     def stop(self) -> None:
         """Drop every transaction and cancel every timer (tests, shutdown)."""
         self._sched.stop()
+        if self._nist_call is not None and self._nist_call.active():
+            self._nist_call.cancel()
+        self._nist_call = None
+        self._nist_queue.clear()
         for txn in list(self._clients.values()):
             txn.state = "terminated"
         self._clients.clear()
