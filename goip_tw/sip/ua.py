@@ -13,7 +13,9 @@ Getting calls and messages (set once, by the calls/SMS services)::
 
 VoIP -> GSM (an INVITE arrived and passed admission, F-425)::
 
-    leg.caller, leg.callee          # user parts of From / Request-URI (str)
+    leg.caller, leg.callee          # user parts of From / Request-URI (str; the number
+                                    #   of a tel: URI)
+    leg.call_id                     # SIP Call-ID (for the CDR)
     leg.caller_display              # From display name ("" if none)
     leg.route                       # goip_tw.sip.routing.Route (never None: an INVITE
                                     #   no prefix matches was already answered 603, F-412)
@@ -29,15 +31,18 @@ VoIP -> GSM (an INVITE arrived and passed admission, F-425)::
     leg.answer(local_sdp)           # 200 with SDP; Answered event when the ACK comes
     leg.reject(code, reason=None)   # final non-2xx, e.g. 503 no free line (F-424),
                                     #   486, 408 no answer (F-431), mapped causes (F-432)
-    leg.hangup()                    # BYE (or CANCEL-like 487 before answer)
+    leg.hangup()                    # BYE after answer; before answer a 480 reply
     leg.send_dtmf(digit, ms=100)    # SIP INFO application/dtmf-relay (F-427)
 
 GSM -> VoIP (a mobile call to be forwarded, F-463)::
 
     leg = sip.place_call(target, caller=..., caller_display="", line=1,
                          local_sdp=b"...", caller_id_mode="from")
-        # target: "101", "101@192.168.2.2:6060" or "sip:..."; a bare number goes
-        #   to the registrar/proxy of the line's account, or to trunk gateway 1.
+        # target: "101", "101@192.168.2.2:6060" or "sip:..."; a bare name that is a
+        #   softphone registered at the embedded proxy (F-415) goes to it; another
+        #   bare number to the proxy/registrar of the line's account (its backup
+        #   while failed over), or to trunk gateway 1.  Digest challenges are
+        #   answered with the account's credentials.
         # caller_id_mode (F-461): "off" (From = the account's number), "rpid"
         #   (Remote-Party-ID), "from" (From user = caller), "pai" (P-Asserted-Identity)
     leg.listener = fn
@@ -51,9 +56,12 @@ Events (``leg.listener(event)``), all carry ``leg``:
     EarlyMedia(sdp)                  outbound: 183 (or 18x) with SDP
     Answered(sdp)                    outbound: 200 OK (ACK sent); inbound: ACK arrived
     Dtmf(digit, duration_ms)         INFO from the SIP side (RFC 4733 digits are media's)
+                                     (re-INVITEs for hold/resume are answered here,
+                                     mirroring the direction; no event)
     HungUp(by, reason)               by = "remote" | "local"; after answer
     Failed(code, reason)             outbound final non-2xx / timeout (408) /
-                                     transport error (503); inbound CANCEL (487)
+                                     transport error or DNS failure (503) / local
+                                     cancel (487); inbound CANCEL (487)
 
 ``Offered`` is not an event: ``incoming_call(leg)`` *is* the offer.
 
@@ -61,8 +69,17 @@ Messages (F-496, F-1801)::
 
     msg.sender, msg.recipient       # From user, Request-URI user
     msg.body (bytes), msg.content_type, msg.call_id, msg.identity, msg.account
-    d = sip.send_message(target, body, from_user=None, content_type="text/plain;charset=UTF-8")
-        # Deferred[int]: final status code (e.g. 200/202), errback on timeout
+    d = sip.send_message(target, body, from_user=None,
+                         content_type="text/plain;charset=UTF-8", line=None)
+        # Deferred[int]: the final status code (200/202; 408 on timeout, 503 on a
+        #   transport error); errback only for a target that cannot be resolved
+
+Status for the UI (F-304)::
+
+    sip.line_voip_registered(line) -> bool        # the VOIP Y/N column
+    sip.registration_status() -> list[dict]       # key, lines, user, state, server, ...
+    event bus topic "sip.registration"            # key, lines, state, server, registered
+    sip.set_line_network(line, registered)        # build_service wires line.state to it
 """
 
 from __future__ import annotations
