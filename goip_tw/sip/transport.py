@@ -253,7 +253,7 @@ class _Stream(protocol.Protocol):
     def dataReceived(self, data):
         self.buffer += data
         buf = self.buffer
-        for _ in range(1000):
+        for _ in range(len(buf) // 2 + 1):  # every pass consumes at least 2 bytes
             if buf[:2] == b"\r\n":
                 stripped = buf.lstrip(b"\r\n")
                 if buf[:4] == b"\r\n\r\n":
