@@ -15,8 +15,11 @@ Public API (stable; the upper SIP layer builds on it):
   ``top_via`` -> ``Via``, ``from_``/``to`` -> ``NameAddr``.
 - ``Request.make_response(status, reason=None, to_tag=None)`` copies the headers
   §8.2.6.2 demands (Via list, From, To, Call-ID, CSeq).
-- Value types (frozen attrs): ``SipURI``, ``NameAddr``, ``Via``; each has
-  ``parse(text)`` and ``str()``.
+- ``msg.validate()`` checks what every UAS needs (mandatory and single-valued
+  headers, Via/From/To/CSeq/Request-URI syntax, Content-Length) and returns the
+  CSeq; the transaction layer calls it for every request.
+- Value types (frozen attrs, defined in ``uri.py``, re-exported here):
+  ``SipURI``, ``NameAddr``, ``Via``; each has ``parse(text)`` and ``str()``.
 
 Limits guard memory: ``MAX_MESSAGE`` bytes and ``MAX_HEADERS`` header lines.
 """
