@@ -346,6 +346,9 @@ class TransportLayer:
                     self._close_listeners()
             else:
                 raise OSError(f"no free SIP port in {cfg.random_port_range}")
+        if cfg.tls and self.tls_options is None:
+            log.warn("sip.tls is on but no certificate is configured "
+                     "(sip.tls_certificate): not listening for TLS")
         if cfg.tls and self.tls_options is not None:
             base = self.ports.get("udp") or self.ports.get("tcp")
             port = self.reactor.listenSSL(cfg.tls_port or base + 1,

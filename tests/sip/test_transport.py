@@ -316,3 +316,36 @@ def test_srv_then_a_resolution_through_twisted_names():
         yield udp.stopListening()
         for conn in list(res.connections):
             conn.transport.loseConnection()
+
+
+@pytest_twisted.inlineCallbacks
+def test_crlf_keepalive_datagrams_are_sent_and_ignored():
+    client_t, client = make_stack()
+    server_t, server = make_stack()
+    seen = []
+    server.request_received = seen.append
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    try:
+        targets = [Address("udp", "127.0.0.1", sock.getsockname()[1]),
+                   Address("udp", "127.0.0.1", server_t.ports["udp"])]
+        ka = KeepAlive(reactor, lambda: [KeepAlive.crlf_sender(client_t, t)()
+                                         for t in targets], 0.05)
+        ka.start()
+        yield deferLater(0.2)
+        ka.stop()
+        got = []
+        for _ in range(20):
+            try:
+                got.append(sock.recv(100))
+            except BlockingIOError:
+                break
+        assert len(got) >= 2 and set(got) == {b"\r\n\r\n"}
+        assert seen == []  # the stack ignores keep-alives
+    finally:
+        sock.close()
+        client.stop()
+        server.stop()
+        yield client_t.stop()
+        yield server_t.stop()
