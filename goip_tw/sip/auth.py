@@ -222,6 +222,7 @@ class DigestServer:
         self._locked: dict[str, float] = {}
         self._dummy = os.urandom(16).hex()
         self._macs: dict[tuple[str, str], str] = {}
+        self._ha1: dict[tuple[str, str, str], str] = {}  # H(user:realm:password)
 
     # -- nonces ----------------------------------------------------------
 
@@ -329,10 +330,17 @@ class DigestServer:
             return False
         uri = params.get("uri", "")
         exists = password is not None and password != ""
+        secret = password if exists else self._dummy
+        ha1_key = (alg, user, secret)
+        ha1 = self._ha1.get(ha1_key)
+        if ha1 is None:
+            ha1 = _h(alg, f"{user}:{self.realm}:{secret}")
+            if len(self._ha1) >= 1024:
+                self._ha1.clear()
+            self._ha1[ha1_key] = ha1
         expected = digest_response(
-            alg, user, self.realm, password if exists else self._dummy, request.method,
-            uri, params.get("nonce", ""), qop, params.get("nc", ""),
-            params.get("cnonce", ""))
+            alg, user, self.realm, secret, request.method, uri, params.get("nonce", ""),
+            qop, params.get("nc", ""), params.get("cnonce", ""), ha1=ha1)
         same = hmac.compare_digest(expected.encode(), params.get("response", "").encode())
         return same and exists and uri == str(request.uri)
 
