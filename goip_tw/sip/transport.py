@@ -11,8 +11,7 @@ Public API (stable):
   for UDP and a ``Deferred`` for streams (errback when the connection fails);
   ``send_response(response, source)`` picks the reply path (§18.2.2, RFC 3581,
   F-423).  ``sent_by(transport)`` is the host/port for our Via headers.
-- ``SipResolver(resolver)``: RFC 3263 without NAPTR: SRV then A/AAAA, through
-  ``twisted.names``.
+- ``goip_tw.sip.resolver.SipResolver``: RFC 3263 server location (SRV, A).
 - ``KeepAlive(clock, send, interval)``: NAT keep-alive (F-426).
 
 Incoming requests get ``received``/``rport`` added to their top Via (RFC 3581
@@ -559,43 +558,6 @@ def tls_server_options(config: SipConfig):
     return ssl.PrivateCertificate.loadPEM(cert + b"\n" + key).options()
 
 
-class SipResolver:
-    """RFC 3263 server location without NAPTR: SRV, then A (twisted.names)."""
-
-    SRV = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
-
-    def __init__(self, resolver):
-        self.resolver = resolver
-
-    @defer.inlineCallbacks
-    def resolve(self, uri, transport: str | None = None):
-        """-> Deferred[list[Address]] in the order to try them."""
-        transport = transport or uri.transport
-        host = uri.host.strip("[]")
-        if _is_ip(host):
-            return [Address(transport, host, uri.port or DEFAULT_PORTS[transport])]
-        if uri.port is None:
-            try:
-                answers, _, _ = yield self.resolver.lookupService(self.SRV[transport] + host)
-            except Exception:
-                answers = []
-            srvs = sorted((a.payload for a in answers if a.type == 33),
-                          key=lambda p: (p.priority, -p.weight))
-            out = []
-            for srv in srvs:
-                target = str(srv.target.name, "ascii") if isinstance(
-                    srv.target.name, bytes) else str(srv.target)
-                try:
-                    ip = yield self.resolver.getHostByName(target)
-                except Exception:
-                    continue
-                out.append(Address(transport, ip, srv.port, name=host))
-            if out:
-                return out
-        ip = yield self.resolver.getHostByName(host)
-        return [Address(transport, ip, uri.port or DEFAULT_PORTS[transport], name=host)]
-
-
 def _is_ip(host: str) -> bool:
     for fam in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -633,3 +595,12 @@ class KeepAlive:
         def send():
             transport_layer.send(b"\r\n\r\n", dest)
         return send
+
+
+def __getattr__(name):
+    # ``SipResolver`` moved to resolver.py (which imports this module); keep the
+    # old import path working without a circular import.
+    if name == "SipResolver":
+        from goip_tw.sip.resolver import SipResolver
+        return SipResolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

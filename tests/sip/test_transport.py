@@ -13,8 +13,8 @@ from twisted.internet.task import Clock
 from goip_tw.config.sections.sip import SipConfig
 from goip_tw.sip.message import Request, parse_message
 from goip_tw.sip.transaction import TransactionLayer
-from goip_tw.sip.transport import (Address, KeepAlive, SipResolver, TransportLayer,
-                                   tls_server_options)
+from goip_tw.sip.resolver import SipResolver
+from goip_tw.sip.transport import Address, KeepAlive, TransportLayer, tls_server_options
 
 
 CERT_DIR = None
