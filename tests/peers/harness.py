@@ -112,13 +112,23 @@ def run_tool(reactor, argv: list[str], timeout: float = 30.0,
     return done
 
 
+def _status(datagram: bytes) -> int:
+    head = datagram[:12]
+    return int(head[8:11]) if head.startswith(b"SIP/2.0 ") and head[8:11].isdigit() else 0
+
+
 def udp_exchange(reactor, port: int, data: bytes, wait: float = 1.0,
-                 host: str = LOOPBACK) -> defer.Deferred:
-    """Send one raw datagram from a fresh loopback port; fire with every reply
-    (list of bytes) received within ``wait`` seconds.  For hand-made attacks."""
+                 host: str = LOOPBACK, until: int | None = 200) -> defer.Deferred:
+    """Send one raw datagram from a fresh loopback port; fire with the replies
+    (list of bytes).  Returns as soon as a reply with status >= ``until`` arrives
+    (200: a final response; 180: ringing is enough), waiting at most
+    ``max(wait, 3)`` seconds, so a slow CI waits longer instead of missing the
+    answer; ``until=None`` always waits ``wait`` seconds.  For hand-made
+    requests and attacks."""
     from twisted.internet.protocol import DatagramProtocol
 
     replies: list[bytes] = []
+    timeout = max(wait, 3.0) if until is not None else wait
 
     class Collect(DatagramProtocol):
         def datagramReceived(self, datagram, addr):
@@ -127,10 +137,18 @@ def udp_exchange(reactor, port: int, data: bytes, wait: float = 1.0,
     listener = reactor.listenUDP(0, Collect(), interface=LOOPBACK)
     local = listener.getHost().port
     listener.write(data.replace(b"@@LOCALPORT@@", str(local).encode()), (host, port))
-    d = task.deferLater(reactor, wait, lambda: None)
-    d.addCallback(lambda _: defer.maybeDeferred(listener.stopListening))
-    d.addCallback(lambda _: replies)
-    return d
+
+    @defer.inlineCallbacks
+    def collect():
+        deadline = reactor.seconds() + timeout
+        while reactor.seconds() < deadline:
+            if until is not None and any(_status(r) >= until for r in replies):
+                break
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        yield defer.maybeDeferred(listener.stopListening)
+        return replies
+
+    return collect()
 
 
 def raw_request(method: str, target: str, *, from_user: str = "attacker",
