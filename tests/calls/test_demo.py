@@ -11,15 +11,13 @@ from __future__ import annotations
 import glob
 import re
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
 from goip_tw.calls.demo import demo_account, demo_lines, demo_voip_settings
 from goip_tw.config import model
 from goip_tw.config.manager import ConfigManager
-from tests.peers.harness import (baresip_factory, free_port, peer_dir,  # noqa: F401
-                                 poll_until)
+from tests.peers.harness import free_port, poll_until
 
 from .test_e2e_peers import dominant
 

@@ -33,9 +33,7 @@ from goip_tw.modem.at import AtEngine
 from goip_tw.modem.audio import open_voice_port
 from goip_tw.simulator import Network
 from goip_tw.store.sqlite import SqliteStore
-from tests.peers.harness import (baresip_factory, free_port,  # noqa: F401
-                                 kamailio_factory, peer_dir, poll_until, run_tool,
-                                 sipsak_argv)
+from tests.peers.harness import free_port, poll_until, run_tool, sipsak_argv
 
 ECHO = "+12125550190"
 #: Kamailio users: the softphone, and AoRs bound to the gateway's socket (kamcmd
@@ -432,13 +430,14 @@ def test_incoming_caller_id_on_the_wire(gateway_factory, cid_mode, expect):
         yield poll_until(reactor, lambda: sink.invites, timeout=10)
         invite = sink.invites[0]
         h = invite.headers
-        assert expect["from"] in h.get("from")
+        wire = str(dict(h.items())) if hasattr(h, "items") else repr(invite)
+        assert expect["from"] in h.get("from"), wire
         for name, key in (("remote-party-id", "rpid"), ("p-asserted-identity", "pai")):
             value = h.get(name)
             if expect[key] is None:
-                assert value is None, (name, value)
+                assert value is None, (name, value, wire)
             else:
-                assert expect[key] in value, (name, value)
+                assert value and expect[key] in value, (name, value, wire)
         caller.hangup()
         yield poll_until(reactor, lambda: not gw.ctl.calls and not gw.ctl.pending_cdrs, 10)
     finally:

@@ -99,7 +99,7 @@ def test_forward_no_answer_timeout():
 def test_two_stage_incoming():
     """Empty forward number: answer, dial tone (F-404), digits, '#', dial rules (F-464)."""
     rig = Rig(lines=[{"incoming_dial_rules": "9:-9", "digit_timeout": 8}])
-    mcall = ring(rig)
+    ring(rig)
     assert rig.take() == [("gsm", 1, "answer", "in"), ("media", "tone", "line", "dial")]
     assert rig.line_states(1) == ["ACTIVE"]
     detect = rig.media.detectors["line"]
@@ -203,7 +203,7 @@ def test_call_waiting_mode3():
     """Hold current, answer new, after 2 s hold the new one and resume the old."""
     rig = Rig()
     first, leg = connected_call(rig, "3")
-    second = ring(rig, name="second")
+    ring(rig, name="second")
     assert rig.take() == [("gsm", 1, "chld", "2")]
     rig.clock.advance(1.9)
     assert rig.take() == []
