@@ -9,9 +9,11 @@ address for a while (SPEC §7 lockout), answered with ESME_RBINDFAIL.
 
 Receipts follow SMPP 3.4 Appendix B (text ``id:… sub:… dlvrd:… submit date:…
 done date:… stat:… err:… text:…``) with the §5.3.2.12/§5.3.2.35 TLVs
-``receipted_message_id`` and ``message_state``.  A message the gateway split
-itself gets one receipt once every part has its status report; a message the
-client split (UDH or sar_ TLVs) gets one receipt per submitted part.
+``receipted_message_id`` and ``message_state``.  They are sent once the message
+is final, with the state combined over all its parts: one receipt for a message
+the gateway split itself, and for a message the client split (UDH or sar_ TLVs)
+one per submitted part that asked for a receipt (ESMEs such as Kannel ask on the
+first part only).
 """
 
 from __future__ import annotations
@@ -200,24 +202,29 @@ class SmscBackend:
         d.addErrback(lambda f: self.log.failure("receipt for {message}", f, message=event.message))
 
     def _receipts_for(self, info, event):
-        if info is None or not info["report"]:
+        """One receipt per submitted id that asked for one, with the state combined
+        over all parts (SPEC §7), once the whole message is final.  Clients that split
+        texts themselves often ask on the first part only (Kannel does)."""
+        if info is None or not info["report"] or event.seq is not None:
+            return
+        state = State(info["state"])
+        if not state.final:
             return
         if info["client_split"]:
             for part in info["part_rows"]:
                 mid = f"{info['id']}.{part['seq']}"
-                pstate = State(part["state"])
-                if mid in self._receipted or not pstate.final:
-                    continue
-                if event.seq is not None and part["seq"] != event.seq:
-                    continue
-                self._receipt(info, mid, pstate, part["status"] or 0, part["done_at"])
-        elif event.seq is None:
+                if part["report"] and mid not in self._receipted:
+                    self._receipt(info, mid, state, part["status"] or 0, info["updated_at"],
+                                  part["report"])
+        else:
             sid = str(info["id"])
             if sid not in self._receipted:
-                self._receipt(info, sid, event.state, 0, info["updated_at"])
+                failed = [p["status"] for p in info["part_rows"] if p["status"]]
+                self._receipt(info, sid, state, failed[0] if failed else 0,
+                              info["updated_at"], info["report"])
 
-    def _receipt(self, info, message_id: str, state: State, err: int, done_at):
-        if info["report"] == 2 and state is State.DELIVERED:
+    def _receipt(self, info, message_id: str, state: State, err: int, done_at, wanted: int):
+        if wanted == 2 and state is State.DELIVERED:
             return  # registered_delivery 2: receipts on failure only
         self._receipted.add(message_id)
         stat, mstate = _STAT[state]

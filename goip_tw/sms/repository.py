@@ -76,8 +76,11 @@ def add_fragment(conn, m: NewMessage, frag_key: str, seq: int, total: int) -> tu
     if conn.execute("SELECT 1 FROM sms_part WHERE message_id = ? AND seq = ?",
                     (mid, seq)).fetchone():
         raise DuplicateFragment(f"fragment {seq}/{total} already submitted")
-    conn.execute("INSERT INTO sms_part (message_id, seq, text, state) VALUES (?, ?, ?, ?)",
-                 (mid, seq, m.text, State.ASSEMBLING.value))
+    conn.execute("INSERT INTO sms_part (message_id, seq, text, state, report) VALUES (?, ?, ?, ?, ?)",
+                 (mid, seq, m.text, State.ASSEMBLING.value, int(m.report)))
+    if m.report:
+        conn.execute("UPDATE sms_message SET report = ? WHERE id = ? AND report = 0",
+                     (int(m.report), mid))
     have = conn.execute("SELECT COUNT(*) FROM sms_part WHERE message_id = ?", (mid,)).fetchone()[0]
     complete = have >= total
     if complete:
@@ -305,7 +308,8 @@ def message_info(conn, mid: int) -> dict | None:
         return None
     info = dict(r)
     info["part_rows"] = [dict(p) for p in conn.execute(
-        "SELECT seq, state, line, mr, status, sent_at, done_at FROM sms_part WHERE message_id = ?"
+        "SELECT seq, state, line, mr, status, sent_at, done_at, report FROM sms_part"
+        " WHERE message_id = ?"
         " ORDER BY seq", (mid,))]
     return info
 

@@ -84,4 +84,7 @@ CREATE TABLE sms_inbound_part (
     (101, "sms client-split flag", """
 ALTER TABLE sms_message ADD COLUMN client_split INTEGER NOT NULL DEFAULT 0
 """),
+    (102, "sms per-part receipt request (SMPP clients that split texts themselves)", """
+ALTER TABLE sms_part ADD COLUMN report INTEGER NOT NULL DEFAULT 0
+"""),
 ]
