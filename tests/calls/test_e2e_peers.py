@@ -11,7 +11,6 @@ ID per F-461.  Peers are started by tests/peers/harness.py and stopped by PID.
 from __future__ import annotations
 
 import glob
-import sqlite3
 
 import pytest
 import pytest_twisted
@@ -57,11 +56,7 @@ class Gateway:
         self.published = []
         self.events.subscribe("line.call_state",
                               lambda topic, **f: self.published.append(f))
-        path = str(tmp_path / "gw.sqlite")
-        # WAL set up front: the store's two threads switching a fresh file to WAL at
-        # the same moment can meet "database is locked" (reported to the lead).
-        sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
-        self.store = SqliteStore(path, reactor=reactor)
+        self.store = SqliteStore(str(tmp_path / "gw.sqlite"), reactor=reactor)
         self.cdrs = CdrRepository(self.store)
         voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
                                              registrar=kamailio.address, expires=0),
