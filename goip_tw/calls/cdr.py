@@ -161,6 +161,13 @@ class CdrRepository:
         return self.store.query("SELECT * FROM cdr WHERE sip_call_id = ? ORDER BY id",
                                 (call_id,))
 
+    def talk_by_iccid(self):
+        """Deferred {iccid: talk seconds} over every answered call (F-421 least talk
+        time: a SIM's total follows the SIM, not the line it sits in)."""
+        d = self.store.query("SELECT iccid, SUM(duration) FROM cdr WHERE iccid IS NOT NULL "
+                             "GROUP BY iccid")
+        return d.addCallback(lambda rows: {r[0]: float(r[1] or 0) for r in rows})
+
     def figures(self, line: int | None = None, iccid: str | None = None):
         """Deferred CdrFigures over outgoing calls of a line, a SIM, or everything."""
         column, value = (("iccid", iccid) if iccid is not None else

@@ -70,6 +70,9 @@ class CallController:
         self.selector = LineSelector(calls_config().selection)
         self.calls: set[Call] = set()
         self.pending_cdrs: list = []
+        #: talk seconds per ICCID (loaded from the CDRs at start, then kept up to date)
+        #: for least-talk-time selection when the SIM layer gives no figure
+        self.talk_seconds: dict[str, float] = {}
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class CallController:
                 idle=(self.line_states.is_idle(n) and self.call_on_line(n) is None
                       and not st.busy),
                 allow_pstn=self.line_config(n).allow_pstn, within_limits=st.within_limits,
-                talk_seconds=st.talk_seconds))
+                talk_seconds=st.talk_seconds or int(self.talk_seconds.get(st.iccid, 0))))
         return out
 
     def _take_line(self, call, candidates) -> bool:
@@ -278,6 +281,9 @@ class CallController:
 
     def record(self, record: cdrmod.Cdr):
         """Publish ``call.ended`` and write the CDR (also used for waiting calls)."""
+        if record.iccid and record.duration:
+            self.talk_seconds[record.iccid] = (self.talk_seconds.get(record.iccid, 0.0)
+                                               + record.duration)
         if self.events is not None:
             self.events.publish(
                 "call.ended", line=record.line, iccid=record.iccid,

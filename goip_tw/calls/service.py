@@ -75,6 +75,13 @@ class CallsService(service.Service):
         if sip is not None and hasattr(sip, "set_call_handler"):
             sip.set_call_handler(self.sip_side)
         self.tester = CallTester(self.controller)
+        ctl = self.controller
+
+        def loaded(totals):
+            for iccid, seconds in totals.items():
+                ctl.talk_seconds[iccid] = ctl.talk_seconds.get(iccid, 0.0) + seconds
+        self.cdrs.talk_by_iccid().addCallbacks(loaded, lambda f: log.warn(
+            "talk time totals not loaded: {error}", error=f.getErrorMessage()))
         log.info("calls ready on lines {lines}", lines=self.lines.line_numbers())
 
     def stopService(self):

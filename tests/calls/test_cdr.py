@@ -76,3 +76,13 @@ def test_figures(store):
     assert sim.total == 6
     empty = yield repo.figures(line=9)
     assert empty.asr is None and empty.acd is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_talk_by_iccid(store):
+    repo = CdrRepository(store)
+    yield repo.record(out_call(0, 100, iccid="A"))
+    yield repo.record(out_call(200, 20, iccid="A"))
+    yield repo.record(out_call(300, iccid="B"))
+    totals = yield repo.talk_by_iccid()
+    assert totals == {"A": 120.0, "B": 0.0}

@@ -62,3 +62,21 @@ def test_parse_prefixes():
     assert parse_prefixes("") == ()
     with pytest.raises(ValueError):
         parse_prefixes("1," * 71)
+
+
+def test_least_talk_time_from_cdrs_in_the_controller():
+    """Without SIM-layer figures, the controller's own per-ICCID totals decide."""
+    from goip_tw.calls.interfaces import SipOffer
+
+    from .fakes import FakeLeg, Rig
+
+    rig = Rig(selection="least_talk_time", line_count=3)
+    rig.ctl.talk_seconds.update({"89860001": 500, "89860002": 20, "89860003": 300})
+    leg = FakeLeg(rig.log)
+    rig.ctl.offer(leg, SipOffer("101", "10086", leg.call_id))
+    assert rig.take()[0] == ("gsm", 2, "dial", "10086")
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    rig.clock.advance(400)
+    leg.listener.leg_ended(leg, None, "BYE")
+    assert rig.ctl.talk_seconds["89860002"] == 420
