@@ -105,12 +105,15 @@ def _insert(conn, row):
     return conn.execute(sql, row).lastrowid
 
 
-def _figures(conn, column, value, short_seconds, scan):
+def _figures(conn, column, value, short_seconds, scan, since=None):
     where = f"direction IN ('{OUTGOING}', '{TEST}')"
     params: tuple = ()
     if column is not None:
         where += f" AND {column} = ?"
         params = (value,)
+    if since is not None:
+        where += " AND setup_time >= ?"
+        params += (since,)
     total, connected, talk, periods = conn.execute(
         "SELECT COUNT(*), SUM(CASE WHEN answer_time IS NULL THEN 0 ELSE 1 END), "
         f"SUM(duration), SUM(billed_periods) FROM cdr WHERE {where}", params).fetchone()
@@ -168,9 +171,11 @@ class CdrRepository:
                              "GROUP BY iccid")
         return d.addCallback(lambda rows: {r[0]: float(r[1] or 0) for r in rows})
 
-    def figures(self, line: int | None = None, iccid: str | None = None):
-        """Deferred CdrFigures over outgoing calls of a line, a SIM, or everything."""
+    def figures(self, line: int | None = None, iccid: str | None = None,
+                since: float | None = None):
+        """Deferred CdrFigures over outgoing calls of a line, a SIM, or everything;
+        ``since`` (Unix time) limits them, e.g. to "today" (F-306, reset at 04:10)."""
         column, value = (("iccid", iccid) if iccid is not None else
                          ("line", line) if line is not None else (None, None))
         return self.store.read(_figures, column, value, self.short_call_seconds,
-                               self.scan_limit)
+                               self.scan_limit, since)

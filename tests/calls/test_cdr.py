@@ -74,6 +74,8 @@ def test_figures(store):
     assert everything.total == 6
     sim = yield repo.figures(iccid="8986001")
     assert sim.total == 6
+    today = yield repo.figures(line=1, since=300)
+    assert (today.total, today.connected) == (2, 0)
     empty = yield repo.figures(line=9)
     assert empty.asr is None and empty.acd is None
 
