@@ -10,7 +10,11 @@ through 32 simulated lines with the per-line minimum interval (F-494) honoured.
   (window 10 and 50), pre-built PDUs, a plain ``struct`` response parser.
 * ``smpp_e2e_sms_per_s``: N messages through 32 lines that each accept one SMS per
   ``--interval`` seconds; prints the rate, the expected ceiling 32/interval and
-  the shortest gap seen on any line (must be >= interval).
+  the shortest gap seen on any line (must be >= interval).  Lines are instant
+  in-process fakes, so this measures the queue's scheduling alone.
+* ``smpp_sim_sms_per_s``: the same through 32 *simulated modules* (python -m
+  goip_tw.simulator in its own process, the real modem layer on its ptys, AT+CMGS
+  per part); the gaps are measured at the simulated network (``sms_submit`` events).
 
 Run: ``.venv/bin/python bench/smpp.py [--seconds 5] [--conns 4]``.  Jasmin is not
 measured: its SMPP server needs RabbitMQ and Redis, which this bench does not start.
@@ -35,6 +39,147 @@ HEADER = struct.Struct(">IIII")
 
 
 # -- the SMSC process ----------------------------------------------------------------------
+
+def serve_sim(data_dir: str, link_dir: str, modules: int, interval: float) -> None:
+    """SMSC + queue + real modem lines on the simulator's ptys."""
+    import sqlite3
+
+    from twisted.internet import defer, reactor, stdio
+    from twisted.protocols.basic import LineReceiver
+
+    from goip_tw.config.sections.modems import ModemLineConfig, ModemsConfig
+    from goip_tw.modem.line import LineService
+    from goip_tw.sms.lines import ModemSmsLine
+    from goip_tw.sms.queue import QueueSettings, SmsQueue
+    from goip_tw.smpp.protocol import SmppSettings, SmscFactory
+    from goip_tw.smpp.service import SmscBackend
+    from goip_tw.store import migrations
+    from goip_tw.store.sqlite import SqliteStore
+
+    migrations.AREA_MODULES = ("goip_tw.sms.schema",)
+    path = os.path.join(data_dir, "sim.sqlite")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    store = SqliteStore(path, reactor=reactor)
+    queue = SmsQueue(store, reactor, settings=QueueSettings(interval=interval,
+                                                            status_reports=False))
+    options = ModemsConfig(registration_poll=5.0)
+    lines = []
+    for n in range(1, modules + 1):
+        ls = LineService(n, ModemLineConfig(port=os.path.join(link_dir, f"module{n}-at"),
+                                            name=f"line{n}"), options, reactor=reactor)
+        ls.sms_handler = lambda line, sms: defer.succeed(None)
+        ls.add_observer(lambda event: queue.line_changed())
+        queue.add_line(ModemSmsLine(ls))
+        lines.append(ls)
+    backend = SmscBackend(queue, reactor, "bench", "pw", lines=lambda: modules)
+
+    class Control(LineReceiver):
+        delimiter = b"\n"
+
+        def lineReceived(self, line):
+            if line.strip() == b"report":
+                d = store.query("SELECT COUNT(*) FROM sms_message WHERE state = 'sent'")
+                d.addCallback(lambda rows: self.sendLine(
+                    f"SENT {rows[0][0]} {sum(ls.state == 'registered' for ls in lines)}".encode()))
+
+        def connectionLost(self, reason):
+            reactor.stop()
+
+    @defer.inlineCallbacks
+    def start():
+        yield store.start()
+        yield queue.startService()
+        for ls in lines:
+            ls.startService()
+        port = reactor.listenTCP(0, SmscFactory(backend, reactor, SmppSettings(window=1000)),
+                                 interface="127.0.0.1")
+        stdio.StandardIO(Control())
+        sys.stdout.write(f"PORT {port.getHost().port}\n")
+        sys.stdout.flush()
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+
+
+def sim_e2e(messages: int, modules: int, interval: float, tmp: str) -> None:
+    import json
+    import urllib.request
+
+    links = os.path.join(tmp, "links")
+    os.makedirs(links)
+    sim = subprocess.Popen([sys.executable, "-m", "goip_tw.simulator", "--modules", str(modules),
+                            "--slots", "1", "--control-port", "0", "--link-dir", links,
+                            "--reg-delay", "0.2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, cwd=ROOT)
+    gw = None
+    try:
+        control = None
+        while control is None:
+            line = sim.stdout.readline().decode()
+            if not line:
+                raise SystemExit("simulator did not start")
+            if line.startswith("control: "):
+                control = line.split()[1].rstrip("/")
+        gw = subprocess.Popen([sys.executable, __file__, "--serve-sim", tmp, "--link-dir", links,
+                               "--lines", str(modules), "--interval", str(interval)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+        port = int(gw.stdout.readline().decode().split()[1])
+        deadline = time.monotonic() + 120
+        while True:  # wait until every line is registered
+            gw.stdin.write(b"report\n")
+            gw.stdin.flush()
+            _, sent, registered = gw.stdout.readline().decode().split()
+            if int(registered) == modules or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        ok, err, _ = load_count(port, 4, 10, messages // 4)
+        accepted = time.monotonic() - t0
+        sent = 0
+        while sent < ok and time.monotonic() - t0 < 600:
+            time.sleep(0.2)
+            gw.stdin.write(b"report\n")
+            gw.stdin.flush()
+            sent = int(gw.stdout.readline().decode().split()[1])
+        elapsed = time.monotonic() - t0
+        events, since = [], 0
+        while True:
+            with urllib.request.urlopen(f"{control}/events?since={since}", timeout=10) as r:
+                data = json.load(r)
+            if not data["events"]:
+                break
+            events += data["events"]
+            since = data["next"]
+        last, gap = {}, 1e9
+        for e in events:
+            if e["kind"] == "sms_submit":
+                m = e["module"]
+                if m in last:
+                    gap = min(gap, e["time"] - last[m])
+                last[m] = e["time"]
+        ceiling = modules / interval if interval else float("inf")
+        print(f"smpp_sim_sms_per_s: {sent / elapsed:.1f} sms/s ({sent} of {ok} accepted in "
+              f"{accepted:.1f} s, sent through {modules} simulated modules in {elapsed:.1f} s,"
+              f" ceiling {ceiling:.0f}/s at {interval} s interval)")
+        print(f"smpp_sim_shortest_line_gap: {gap:.3f} s at the simulated network "
+              f"(interval {interval} s)")
+    finally:
+        if gw is not None:
+            gw.stdin.close()
+            try:
+                gw.wait(15)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+                gw.wait()
+        sim.terminate()
+        try:
+            sim.wait(15)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
+
 
 def serve(data_dir: str, lines: int, interval: float) -> None:
     import sqlite3
@@ -255,6 +400,11 @@ def stop_server(proc):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve")
+    ap.add_argument("--serve-sim")
+    ap.add_argument("--link-dir")
+    ap.add_argument("--sim-messages", type=int, default=320)
+    ap.add_argument("--sim-interval", type=float, default=1.0)
+    ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--lines", type=int, default=32)
     ap.add_argument("--interval", type=float, default=0.0)
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -264,6 +414,9 @@ def main():
     args = ap.parse_args()
     if args.serve:
         serve(args.serve, args.lines, args.interval)
+        return
+    if args.serve_sim:
+        serve_sim(args.serve_sim, args.link_dir, args.lines, args.interval)
         return
     with tempfile.TemporaryDirectory() as tmp:
         # Durable submit_sm/s: no lines, so the queue only stores.
@@ -298,6 +451,11 @@ def main():
         print(f"smpp_e2e_sms_per_s: {sent / elapsed:.1f} sms/s ({sent} of {ok} accepted sent "
               f"through 32 lines, ceiling {ceiling:.0f}/s at {args.e2e_interval} s interval)")
         print(f"smpp_e2e_shortest_line_gap: {gap:.3f} s (interval {args.e2e_interval} s)")
+        if not args.skip_sim:
+            d = os.path.join(tmp, "sim")
+            os.makedirs(d)
+            sim_e2e(args.sim_messages, 32, args.sim_interval, d)
+        print("jasmin: not measured (its SMPP server needs RabbitMQ and Redis)")
 
 
 def load_count(port, conns, window, per_conn):
