@@ -227,6 +227,11 @@ class Talking(State):
         self._send(call, digit)
 
     def leg_hold(self, call, leg, held):
+        """AT+CHLD=2 holds the only call or retrieves it; with a second mobile call
+        around it would switch calls instead, so then the hold stays SIP-only."""
+        if call.other_mcalls or held == getattr(call, "mobile_held", False):
+            return
+        call.mobile_held = held
         call.controller.lines.chld(call.line, "2")
 
     def mobile_dtmf(self, call, mcall, digit, source="signal"):

@@ -301,3 +301,19 @@ def test_line_that_cannot_dial_is_released():
     assert rig.take() == [("sip", 503)]
     assert rig.states.is_idle(1)
     rig.assert_clean()
+
+
+def test_sip_hold_twice_is_one_chld_and_ignored_with_a_waiting_call():
+    rig = Rig()
+    call, leg = offer(rig)
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    rig.take()
+    leg.listener.leg_hold(leg, True)
+    leg.listener.leg_hold(leg, True)      # a session refresh while held
+    assert rig.take() == [("gsm", 1, "chld", "2")]
+    call.other_mcalls.append(object())
+    leg.listener.leg_hold(leg, False)
+    assert rig.take() == []
+    call.other_mcalls.clear()
+    leg.listener.leg_ended(leg, None, "BYE")
