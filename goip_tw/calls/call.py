@@ -113,6 +113,7 @@ class Call:
         self.test_call = False
         self.m1_digits: str | None = None
         self.waiting: dict = {}           # waiting mobile call -> [setup, caller, answer]
+        self.mobile_held = False          # the SIP side holds the call (AT+CHLD=2)
         self.stats = MediaStats()
         self.on_end = None                # callback(call), used by the call test tool
 

@@ -229,7 +229,7 @@ class Talking(State):
     def leg_hold(self, call, leg, held):
         """AT+CHLD=2 holds the only call or retrieves it; with a second mobile call
         around it would switch calls instead, so then the hold stays SIP-only."""
-        if call.other_mcalls or held == getattr(call, "mobile_held", False):
+        if call.other_mcalls or held == call.mobile_held:
             return
         call.mobile_held = held
         call.controller.lines.chld(call.line, "2")
