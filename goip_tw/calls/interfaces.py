@@ -1,8 +1,9 @@
 """The small interfaces the call controller speaks through.
 
 Calls are gateway logic: they never parse SIP, AT or RTP.  Each protocol package
-is reached through one of these interfaces; ``goip_tw/calls/adapters.py`` maps them
-onto the real ``goip_tw.sip``, ``goip_tw.modem`` and ``goip_tw.media`` objects and
+is reached through one of these interfaces; ``sipside.py`` and ``modemside.py`` map
+them onto the real ``goip_tw.sip`` and ``goip_tw.modem`` objects, the media service
+(``goip_tw.media.service``) implements IMediaSide itself, and
 the unit tests use recording fakes with the same signatures.
 
 Listener methods are called by the protocol side when something happens; the
