@@ -422,7 +422,7 @@ def test_incoming_caller_id_on_the_wire(gateway_factory, cid_mode, expect):
             incoming_forward=f"bob@127.0.0.1:{port.getHost().port}", cid_mode=cid_mode),)))
         caller = gw.network.add_remote_phone("+12125550155")
         caller.dial(gw.modems[0].sim.own_number)
-        yield poll_until(reactor, lambda: sink.invites, timeout=10)
+        yield poll_until(reactor, lambda: sink.invites, timeout=20)
         invite = sink.invites[0]
         h = invite.headers
         wire = str(dict(h.items())) if hasattr(h, "items") else repr(invite)
