@@ -27,6 +27,7 @@ sent stays on its line.  Permanent errors fail at once; queued messages expire.
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import attrs
@@ -38,6 +39,9 @@ from zope.interface import Attribute, Interface
 from goip_tw.sms import repository as repo
 from goip_tw.sms.model import Accepted, EncodeError, Outgoing, State, StatusReport, Submission, split_text
 from goip_tw.sms.router import Route, RouteError, Router
+
+
+SCAN_LIMIT = 5000
 
 
 class ISmsLine(Interface):
@@ -328,7 +332,7 @@ class SmsQueue(service.Service):
                            report=bool(info["report"]))
             self._pending[mid] = _Pending(msg, self._lines_for(msg))
             self._kick()
-        self.store.read(_info_with_texts, mid).addCallback(got)
+        self.store.read(repo.message_with_texts, mid).addCallback(got)
 
     # -- client operations ----------------------------------------------------------------
 
@@ -400,11 +404,14 @@ class SmsQueue(service.Service):
             if wake is not None and self._pending:
                 self._kick(wake - now)
             return
-        for mid, p in list(self._pending.items()):
+        # Oldest first; the scan is bounded so a deep queue of messages bound to busy
+        # lines cannot make every pump O(queue); the sweep expires the rest.
+        picked, expired = [], []
+        for mid, p in itertools.islice(self._pending.items(), SCAN_LIMIT):
             if not ready:
                 break
             if p.msg.expires_at <= now:
-                self._expire(mid)
+                expired.append(mid)
                 continue
             if p.not_before > now:
                 wake = min(wake or 1e18, p.not_before)
@@ -414,6 +421,10 @@ class SmsQueue(service.Service):
             if line is None:
                 continue
             ready.remove(line)
+            picked.append((mid, line, p))
+        for mid in expired:
+            self._expire(mid)
+        for mid, line, p in picked:
             del self._pending[mid]
             self._start(line, p)
         if wake is not None and self._pending:
@@ -585,10 +596,3 @@ class SmsQueue(service.Service):
                 lines = (line.number,) if seq > 1 else self._lines_for(msg)
                 self._pending[msg.id] = _Pending(attrs.evolve(msg, sent_parts=seq - 1), lines)
 
-
-def _info_with_texts(conn, mid: int):
-    info = repo.message_info(conn, mid)
-    if info is not None:
-        info["part_texts"] = [dict(r) for r in conn.execute(
-            "SELECT seq, text FROM sms_part WHERE message_id = ? ORDER BY seq", (mid,))]
-    return info

@@ -314,6 +314,14 @@ def message_info(conn, mid: int) -> dict | None:
     return info
 
 
+def message_with_texts(conn, mid: int) -> dict | None:
+    info = message_info(conn, mid)
+    if info is not None:
+        info["part_texts"] = [dict(r) for r in conn.execute(
+            "SELECT seq, text FROM sms_part WHERE message_id = ? ORDER BY seq", (mid,))]
+    return info
+
+
 # -- history (F-506), shared with the received-SMS side ----------------------------------
 
 def add_history_in(conn, line: int | None, peer: str, text: str, now: float, imsi: str = "",
