@@ -113,6 +113,21 @@ class CallsService(service.Service):
         """F-508: Deferred[CallTestResult]; CallTestError for a bad request."""
         return self.tester.run(line, number, seconds)
 
+    def recent_cdrs(self, limit: int = 50, line: int | None = None):
+        """Deferred list of CDR dicts, newest first (JSON-ready)."""
+        return self.cdrs.recent(limit, line).addCallback(lambda rows: [dict(r) for r in rows])
+
+    def figures(self, line: int | None = None, iccid: str | None = None,
+                since: float | None = None):
+        """Deferred dict: total, connected, ASR, ACD, minutes billed, run counters."""
+        def as_dict(f):
+            return {"total": f.total, "connected": f.connected, "asr": f.asr, "acd": f.acd,
+                    "talk_seconds": f.talk_seconds, "billed_periods": f.billed_periods,
+                    "consecutive_no_answer": f.consecutive_no_answer,
+                    "consecutive_short": f.consecutive_short,
+                    "consecutive_no_ring": f.consecutive_no_ring}
+        return self.cdrs.figures(line, iccid, since).addCallback(as_dict)
+
 
 def build_service(gateway):
     return CallsService(gateway)

@@ -79,8 +79,11 @@ def test_softphone_calls_echo_number_and_hears_itself(tmp_path, baresip_factory,
         assert dumps, phone.log_text()[-2000:]
         freq, seconds, rms = dominant(dumps[0])
         assert seconds > 1 and rms > 300 and freq == 440, (freq, seconds, rms)
-        rows = yield calls.cdrs.recent()
-        assert rows[0]["callee_before"] == number.lstrip("+") or rows[0]["callee_before"] == number
-        assert rows[0]["answer_time"] is not None
+        rows = yield calls.recent_cdrs()
+        assert rows[0]["callee_before"] in (number, number.lstrip("+"))
+        assert rows[0]["answer_time"] is not None and rows[0]["line"] in (1, 2)
+        figures = yield calls.figures(line=rows[0]["line"])
+        assert figures["total"] == 1 and figures["asr"] == 1.0 and figures["acd"] > 3
+        assert calls.line_states_snapshot()[rows[0]["line"]]["state"] == "IDLE"
     finally:
         yield gateway.stopService()
