@@ -45,7 +45,7 @@ class Gateway:
     """The calls path assembled from the real pieces (what CallsService wires)."""
 
     def __init__(self, tmp_path, kamailio, calls_config: CallsConfig, media=None,
-                 dtmf_mode="rfc4733"):
+                 dtmf_mode="rfc4733", outgoing_auth="address"):
         self.kamailio = kamailio
         self.network = Network(reactor, reg_delay=0.2, boot_delay=0.1)
         for _ in range(2):
@@ -60,7 +60,7 @@ class Gateway:
         self.cdrs = CdrRepository(self.store)
         voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
                                              registrar=kamailio.address, expires=0),
-                          outgoing_auth="address")
+                          outgoing_auth=outgoing_auth)
         from goip_tw.sip.service import SipService
 
         self.sip = SipService(reactor, SipConfig(
@@ -461,3 +461,40 @@ def test_incoming_tones_both_ways(gateway_factory, baresip_factory):
     assert dumps, bob.log_text()[-2000:]
     freq, seconds, rms = dominant(dumps[0])
     assert seconds > 1 and rms > 300 and freq == 1000, (freq, seconds, rms)
+
+
+@pytest_twisted.inlineCallbacks
+def test_two_stage_outgoing_sip_info(gateway_factory):
+    """Item 3 with F-427 SIP INFO: a UAC (our own SIP stack, as no Debian peer here
+    sends INFO DTMF) calls the gateway's number and keys the digits as INFO."""
+    from goip_tw.config.sections.voip import VoipConfig as Voip
+    from goip_tw.sip import ua
+    from goip_tw.sip.service import SipService
+
+    holder = {}
+    gw = yield gateway_factory(media=media_for(holder, "info"), dtmf_mode="info",
+                               outgoing_auth="none")
+    holder["gw"] = gw
+    uac = SipService(reactor, SipConfig(bind_address="127.0.0.1", local_port=free_port(),
+                                        tcp=False, keepalive_mode="off"),
+                     Voip(outgoing_auth="none"), 1)
+    uac.startService()
+    events = []
+    try:
+        sdp = (b"v=0\r\no=carol 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+               b"t=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" % free_port())
+        leg = uac.place_call(f"goip-01@127.0.0.1:{gw.sip.port}", caller="carol",
+                             local_sdp=sdp)
+        leg.listener = events.append
+        yield poll_until(reactor, lambda: any(isinstance(e, ua.Answered) for e in events), 10)
+        for digit in "12125550190#":
+            leg.send_dtmf(digit)
+            yield defer_sleep(0.1)
+        yield poll_until(reactor, lambda: gw.network.active_calls(), timeout=10)
+        leg.hangup()
+        yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+        rows = yield gw.cdrs.recent()
+        assert rows[0]["two_stage"] == 1 and rows[0]["callee_after"] == "12125550190"
+        assert rows[0]["caller_before"] == "carol"
+    finally:
+        yield uac.stopService()
