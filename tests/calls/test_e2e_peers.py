@@ -361,7 +361,8 @@ def test_two_stage_incoming(gateway_factory, baresip_factory):
     caller = gw.network.add_remote_phone("+12125550155")
     caller.dial(gw.modems[0].sim.own_number)
     yield poll_until(reactor, lambda: gw.states(1) == ["ACTIVE"], 10)
-    yield poll_until(reactor, lambda: gw.network.active_calls()[0].state == "active", 5)
+    yield poll_until(reactor, lambda: [c for c in gw.network.active_calls()
+                                       if c.state == "active"], 5)
     caller.send_dtmf("9101#")
     yield bob.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
     assert gw.states(1) == ["ACTIVE", "INCOMING", "CONNECTED"]
