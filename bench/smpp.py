@@ -186,7 +186,6 @@ def serve(data_dir: str, lines: int, interval: float) -> None:
 
     from twisted.internet import reactor
 
-    from goip_tw.sms.model import Submission  # noqa: F401 - import check
     from goip_tw.sms.queue import QueueSettings, SmsQueue
     from goip_tw.smpp.protocol import SmppSettings, SmscFactory
     from goip_tw.smpp.service import SmscBackend

@@ -38,6 +38,7 @@ from zope.interface import Attribute, Interface
 
 from goip_tw.sms import repository as repo
 from goip_tw.sms.model import Accepted, EncodeError, Outgoing, State, StatusReport, Submission, split_text
+from goip_tw.sms.recovery import RecoveryMixin
 from goip_tw.sms.router import Route, RouteError, Router
 
 
@@ -123,14 +124,7 @@ class _LineState:
     recovering: bool = False
 
 
-def _mr_sent(last: int | None, expected: int | None) -> bool | None:
-    """Did the SIM use ``expected``?  None = cannot tell."""
-    if last is None or expected is None:
-        return None
-    return last != (expected - 1) % 256
-
-
-class SmsQueue(service.Service):
+class SmsQueue(RecoveryMixin, service.Service):
     log = Logger()
     name = "sms-queue"
 
@@ -142,6 +136,10 @@ class SmsQueue(service.Service):
         self.settings = settings or QueueSettings()
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
+        # The same entries grouped by the lines they may use (None = any line), so a
+        # free line finds its oldest message without walking messages it cannot send.
+        self._buckets: dict[tuple[int, ...] | None, dict[int, _Pending]] = {}
+        self._rr = 0
         self._uncertain: dict[int, list[tuple[Outgoing, int, int | None]]] = {}
         self._lines: dict[int, _LineState] = {}
         self._observers: list[Callable[[SmsEvent], None]] = []
@@ -172,7 +170,7 @@ class SmsQueue(service.Service):
             if msg.state is State.ASSEMBLING:
                 self._arm_assembly(msg.id, max(0.0, msg.expires_at - now))
                 continue
-            self._pending[msg.id] = _Pending(msg, self._lines_for(msg))
+            self._enqueue(_Pending(msg, self._lines_for(msg)))
         for msg, seq, line, expected in uncertain:
             self._uncertain.setdefault(line, []).append((msg, seq, expected))
         self.log.info("sms queue loaded: {queued} queued, {uncertain} unconfirmed",
@@ -272,7 +270,7 @@ class SmsQueue(service.Service):
                            state=State.QUEUED, expires_at=new.expires_at, concat_ref=mid % 256,
                            source=sub.source, source_ref=sub.source_ref, sender=sub.sender,
                            report=sub.report)
-            self._pending[mid] = _Pending(msg, route.lines)
+            self._enqueue(_Pending(msg, route.lines))
             self._kick()
             return Accepted(str(mid), mid, len(parts))
 
@@ -330,7 +328,7 @@ class SmsQueue(service.Service):
                            concat_ref=info["concat_ref"], source=info["source"],
                            source_ref=info["source_ref"], sender=info["sender"],
                            report=bool(info["report"]))
-            self._pending[mid] = _Pending(msg, self._lines_for(msg))
+            self._enqueue(_Pending(msg, self._lines_for(msg)))
             self._kick()
         self.store.read(repo.message_with_texts, mid).addCallback(got)
 
@@ -353,7 +351,7 @@ class SmsQueue(service.Service):
 
         def done(ok):
             if ok:
-                self._pending.pop(mid, None)
+                self._dequeue(mid)
                 call = self._assembly_calls.pop(mid, None)
                 if call is not None and call.active():
                     call.cancel()
@@ -404,34 +402,53 @@ class SmsQueue(service.Service):
             if wake is not None and self._pending:
                 self._kick(wake - now)
             return
-        # Oldest first; the scan is bounded so a deep queue of messages bound to busy
-        # lines cannot make every pump O(queue); the sweep expires the rest.
-        picked, expired = [], []
-        for mid, p in itertools.islice(self._pending.items(), SCAN_LIMIT):
-            if not ready:
-                break
-            if p.msg.expires_at <= now:
-                expired.append(mid)
-                continue
-            if p.not_before > now:
-                wake = min(wake or 1e18, p.not_before)
-                continue
-            candidates = self.router.eligible(p.lines, p.msg.tried_lines, ready)
-            line = self.router.pick(candidates)
-            if line is None:
-                continue
-            ready.remove(line)
-            picked.append((mid, line, p))
+        # Round robin over free lines; each takes the oldest message it may send.
+        ready.sort(key=lambda n: (n <= self._rr, n))
+        expired: set[int] = set()
+        for n in ready:
+            best = None
+            for key, bucket in self._buckets.items():
+                if key is not None and n not in key:
+                    continue
+                for mid, p in itertools.islice(bucket.items(), SCAN_LIMIT):
+                    if p.msg.expires_at <= now:
+                        expired.add(mid)
+                    elif p.not_before > now:
+                        wake = min(wake or 1e18, p.not_before)
+                    elif n not in p.msg.tried_lines:
+                        if best is None or mid < best[0]:
+                            best = (mid, p)
+                        break
+            if best is not None:
+                self._rr = n
+                self._dequeue(best[0])
+                self._start(n, best[1])
         for mid in expired:
-            self._expire(mid)
-        for mid, line, p in picked:
-            del self._pending[mid]
-            self._start(line, p)
+            if mid in self._pending:
+                self._expire(mid)
         if wake is not None and self._pending:
             self._kick(max(0.0, wake - now))
 
+    def _enqueue(self, p: _Pending) -> None:
+        self._dequeue(p.msg.id)
+        self._pending[p.msg.id] = p
+        key = tuple(sorted(p.lines)) if p.lines is not None else None
+        bucket = self._buckets.setdefault(key, {})
+        bucket[p.msg.id] = p
+
+    def _dequeue(self, mid: int) -> _Pending | None:
+        p = self._pending.pop(mid, None)
+        if p is not None:
+            key = tuple(sorted(p.lines)) if p.lines is not None else None
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.pop(mid, None)
+                if not bucket:
+                    del self._buckets[key]
+        return p
+
     def _expire(self, mid: int) -> None:
-        p = self._pending.pop(mid)
+        p = self._dequeue(mid)
         self._finish(p.msg, State.EXPIRED, "validity period over")
 
     def _finish(self, msg: Outgoing, state: State, error: str) -> None:
@@ -529,7 +546,7 @@ class SmsQueue(service.Service):
             p.not_before = now + self.settings.backoff * 2 ** min(p.line_failures - 1, 10)
             p.lines = (number,) if keep else p.lines
             yield self.store.write(repo.requeue, msg.id, msg.tried_lines, str(e), now, True)
-            self._pending[msg.id] = p
+            self._enqueue(p)
             return
         tried = msg.tried_lines + (number,)
         others = self.router.eligible(p.lines, tried, self._lines)
@@ -539,60 +556,4 @@ class SmsQueue(service.Service):
                                    source=msg.source, source_ref=msg.source_ref))
             return
         yield self.store.write(repo.requeue, msg.id, tried, str(e), now, False)
-        self._pending[msg.id] = _Pending(attrs.evolve(msg, tried_lines=tried), p.lines)
-
-    # -- recovery -------------------------------------------------------------------------------
-
-    def _recover(self, number: int) -> None:
-        """Resolve parts left unconfirmed on ``number`` once it can answer again."""
-        ls = self._lines.get(number)
-        if (ls is None or ls.busy or ls.recovering or not self._uncertain.get(number)
-                or not self._loaded or not ls.line.can_send()):
-            return
-        items = self._uncertain.pop(number)
-        ls.recovering = True
-        d = self._resolve(ls, items)
-        d.addErrback(lambda f: self.log.failure("recovery on line {line}", f, line=number))
-
-        def done(_):
-            ls.recovering = False
-            self._kick()
-        d.addBoth(done)
-
-    @defer.inlineCallbacks
-    def _resolve(self, ls: _LineState, items):
-        """Decide each unconfirmed part by the SIM's TP-MR counter (see module doc)."""
-        line = ls.line
-        for msg, seq, expected in items:
-            last = None
-            try:
-                last = yield line.last_used_mr()
-            except Exception:
-                pass
-            verdict = _mr_sent(last, expected)
-            if verdict is None:
-                verdict = self.settings.uncertain_policy != "resend"
-            now = self.clock.seconds()
-            self.log.info("sms {message} part {seq} on line {line}: {verdict} after restart"
-                          " (expected TP-MR {expected}, SIM last {last})", message=msg.id,
-                          seq=seq, line=line.number, expected=expected, last=last,
-                          verdict="sent" if verdict else "not sent")
-            total = len(msg.parts)
-            msg = attrs.evolve(msg, line=line.number)
-            if verdict:
-                mr = expected if expected is not None else -1
-                nxt = seq + 1 if seq < total else None
-                yield self.store.write(repo.part_sent, msg.id, seq, line.number, mr, now, nxt,
-                                       (mr + 1) % 256 if nxt else None)
-                if nxt is None:
-                    self._publish(SmsEvent(msg.id, State.SENT, line=line.number,
-                                           source=msg.source, source_ref=msg.source_ref))
-                    continue
-                yield self._send(ls, _Pending(attrs.evolve(msg, sent_parts=seq), (line.number,)),
-                                 first_seq=nxt, claimed=True, first_expected=(mr + 1) % 256)
-            else:
-                yield self.store.write(repo.part_unsent, msg.id, seq)
-                yield self.store.write(repo.requeue, msg.id, msg.tried_lines, "", now, seq > 1)
-                lines = (line.number,) if seq > 1 else self._lines_for(msg)
-                self._pending[msg.id] = _Pending(attrs.evolve(msg, sent_parts=seq - 1), lines)
-
+        self._enqueue(_Pending(attrs.evolve(msg, tried_lines=tried), p.lines))

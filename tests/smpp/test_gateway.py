@@ -4,7 +4,6 @@ phone's reply comes back as deliver_sm (issue 8 "done when", without Kannel)."""
 
 import socket
 
-import pytest
 import pytest_twisted
 import smpplib.client
 import smpplib.consts as C

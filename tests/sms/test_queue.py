@@ -339,3 +339,18 @@ def test_service_reconfig_applies_routing(tmp_path):
     assert svc.queue.settings.interval == 7.0
     assert svc.queue.router.route("0712345").dest == "+44712345"
     assert svc.queue.router.route("912345").lines == (1,)
+
+
+@pytest_twisted.inlineCallbacks
+def test_deep_queue_for_a_blocked_line_does_not_starve_others(store, clock):
+    net = []
+    l1, l2 = FakeLine(1, net), FakeLine(2, net)
+    l2.ok = False  # e.g. its SIM reached its SMS limit
+    q = yield start_queue(store, clock, [l1, l2])
+    for i in range(30):
+        yield q.submit(sub(f"for line 2 #{i}", line=2))
+    yield q.submit(sub("any line"))
+    yield settle(store, clock)
+    assert [(n[0], n[2]) for n in net] == [(1, "any line")]
+    assert q.depth == 30
+    q.stopService()

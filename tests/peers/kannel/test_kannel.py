@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import pytest
 import pytest_twisted
