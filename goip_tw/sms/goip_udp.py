@@ -25,6 +25,7 @@ password gets ``ERROR <sendid> wrong password`` and a log line.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import itertools
 
 import attrs
@@ -248,6 +249,8 @@ class GoipLineClient(protocol.DatagramProtocol):
 class GoipSmsService(service.Service):
     """Opens one UDP socket per line (distinct ports, so the server can tell lines apart)."""
 
+    log = Logger()
+
     def __init__(self, sms, cfg, reactor):
         self.sms = sms
         self.cfg = cfg
@@ -257,6 +260,21 @@ class GoipSmsService(service.Service):
 
     def startService(self):
         super().startService()
+        host = self.cfg.server_host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # A name: resolve once (datagrams from the server are matched by address).
+            d = self.reactor.resolve(host)
+            d.addCallbacks(self._open, lambda f: self.log.error(
+                "goip sms server {host} not resolved: {error}", host=host,
+                error=f.getErrorMessage()))
+            return
+        self._open(host)
+
+    def _open(self, address: str) -> None:
+        if not self.running:
+            return
         modems = self.sms.gateway.subsystem("modems")
         lines = [ls.number for ls in getattr(modems, "lines", ())] or [1]
         many = len(lines) > 1
@@ -267,7 +285,7 @@ class GoipSmsService(service.Service):
                 ls = modems.line(n) if modems is not None else None
                 return ls.status() if ls is not None else {}
             client = GoipLineClient(n, client_id, self.cfg.server_password,
-                                    (self.cfg.server_host, self.cfg.server_port),
+                                    (address, self.cfg.server_port),
                                     self.sms.queue, self.reactor, status,
                                     float(self.cfg.server_keepalive))
             self.sms.add_received_observer(client)

@@ -2,7 +2,7 @@
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.task import Clock
 
 from goip_tw.sms.goip_udp import GoipLineClient
@@ -112,3 +112,49 @@ def test_receive_event_and_bad_input(env):
     assert (yield server.next()) == "ERROR 999 no message"
     yield settle(store, clock)
     assert net == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_service_resolves_a_host_name_and_opens_one_client_per_line(tmp_path):
+    """GoipSmsService: 'localhost' resolves; each line gets its own socket and ID."""
+    from goip_tw.config.sections.sms import SmsConfig
+    from goip_tw.sms.goip_udp import GoipSmsService
+
+    server = FakeServer()
+    sport = reactor.listenUDP(0, server, interface="127.0.0.1")
+
+    class Line:
+        def __init__(self, n):
+            self.number = n
+
+        def status(self):
+            return {"state": "registered"}
+
+    class Modems:
+        lines = [Line(1), Line(2)]
+
+        def line(self, n):
+            return self.lines[n - 1]
+
+    class Sms:
+        queue = type("Q", (), {"subscribe": lambda self, fn: (lambda: None)})()
+        observers = []
+        gateway = type("G", (), {"subsystem": lambda self, name: Modems()})()
+
+        def add_received_observer(self, obs):
+            self.observers.append(obs)
+
+    cfg = SmsConfig(server_enabled=True, server_host="localhost",
+                    server_port=sport.getHost().port, server_id="gw", server_password="pw")
+    svc = GoipSmsService(Sms(), cfg, reactor)
+    svc.startService()
+    try:
+        for _ in range(100):
+            if len({g.split(";")[1] for g in server.got}) == 2:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        assert {g.split(";")[1] for g in server.got} == {"id:gw1", "id:gw2"}
+        assert len({c.transport.getHost().port for c in svc.clients}) == 2
+    finally:
+        svc.stopService()
+        yield sport.stopListening()
