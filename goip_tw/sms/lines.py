@@ -40,12 +40,15 @@ def parse_crsm_last_mr(value: str) -> int | None:
 
 @implementer(ISmsLine)
 class ModemSmsLine:
-    def __init__(self, line_service):
+    def __init__(self, line_service, allowed=None):
         self.line = line_service
         self.number = line_service.number
+        self.allowed = allowed  # callable(line) -> bool: SIM limits (F-470/F-473)
 
     def can_send(self) -> bool:
-        return self.line.state == "registered" and self.line.modem is not None
+        if self.line.state != "registered" or self.line.modem is None:
+            return False
+        return self.allowed is None or bool(self.allowed(self.number))
 
     @defer.inlineCallbacks
     def send_part(self, recipient, text, concat, report):

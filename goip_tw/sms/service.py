@@ -48,6 +48,13 @@ class SmsService(service.MultiService):
         self.queue = SmsQueue(gateway.store, gateway.reactor, self.router,
                               settings_from_config(cfg))
         self.queue.setServiceParent(self)
+        events = getattr(gateway, "events", None)
+        if events is not None:
+            # One topic for the live UI, metrics and per-SIM statistics (a long SMS
+            # is one "sent" event however many parts it has, F-304).
+            self.queue.subscribe(lambda e: events.publish(
+                "sms.state", message=e.message, state=e.state.value, seq=e.seq, line=e.line,
+                source=e.source, error=e.error))
         self._received_observers: list = []
         self._modem_lines: dict[int, object] = {}
         self.http_api = None
@@ -111,7 +118,9 @@ class SmsService(service.MultiService):
     # -- lines ----------------------------------------------------------------------------
 
     def attach_line(self, line_service) -> None:
-        adapter = ModemSmsLine(line_service)
+        sim = self.gateway.subsystem("sim")
+        allowed = getattr(sim, "sms_allowed", None)  # SIM limits, when that subsystem exists
+        adapter = ModemSmsLine(line_service, allowed)
         self._modem_lines[line_service.number] = adapter
         line_service.report_handler = self._report
         if hasattr(line_service, "add_observer"):
