@@ -3,6 +3,8 @@
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -265,3 +267,33 @@ def test_smpp_time_formats():
     assert parse_smpp_time("700101010000000+", 0) is not None
     with pytest.raises(P.PduError):
         parse_smpp_time("abc", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=64), max_size=20))
+def test_random_bytes_never_crash_and_never_overbuffer(chunks):
+    clock = Clock()
+    proto = SmscProtocol(Backend(), clock, SmppSettings(max_pdu=1024))
+    tr = StringTransport()
+    proto.makeConnection(tr)
+    bind(proto, tr)
+    for chunk in chunks:
+        if tr.disconnecting:
+            break
+        proto.dataReceived(chunk)
+        assert len(proto._buf) <= 1024
+    proto.connectionLost(None)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(P.BODIES)), st.binary(max_size=120))
+def test_every_command_with_garbage_body_gets_an_answer_or_nothing(cid, body):
+    clock = Clock()
+    proto = SmscProtocol(Backend(), clock, SmppSettings(max_pdu=1024))
+    tr = StringTransport()
+    proto.makeConnection(tr)
+    proto.dataReceived(struct.pack(">IIII", 16 + len(body), cid, 0, 9) + body)
+    for p in pdus(tr):
+        assert p.sequence == 9 and (p.command_id & P.RESP)
+    proto.connectionLost(None)

@@ -84,3 +84,16 @@ def test_router_round_robin_prefix_and_strict():
     assert r2.route("5551234", line=4).lines == (4,)
     with pytest.raises(RouteError):
         r2.route("")
+
+
+def test_crsm_ef_smss_and_part_encoding():
+    from goip_tw.modem import pdu as mpdu
+    from goip_tw.sms.lines import encode_part, parse_crsm_last_mr
+
+    assert parse_crsm_last_mr('144,0,"2AFF"') == 0x2A
+    assert parse_crsm_last_mr('106,130,""') is None
+    assert parse_crsm_last_mr("garbage") is None
+    hexpdu, length = encode_part("+4915550001", "teil zwei", (7, 3, 2), True)
+    sub = mpdu.decode(hexpdu, incoming=False)
+    assert sub.text == "teil zwei" and (sub.concat.ref, sub.concat.total, sub.concat.seq) == (7, 3, 2)
+    assert sub.status_report_request and length == len(bytes.fromhex(hexpdu)) - 1
