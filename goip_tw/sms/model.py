@@ -106,6 +106,12 @@ def _units(text: str, coding: str) -> list[tuple[str, int]]:
     return [(ch, 2 if ord(ch) > 0xFFFF else 1) for ch in text]
 
 
+def fits_one_part(text: str) -> bool:
+    """Whether a client-split fragment fits one concatenated part (with its UDH)."""
+    coding = air_coding(text)
+    return sum(size for _, size in _units(text, coding)) <= PART_LIMIT[coding]
+
+
 def split_text(text: str, coding: str | None = None) -> list[str]:
     """Split ``text`` into the parts sent on air; never splits an escape or a surrogate pair."""
     coding = coding or air_coding(text)

@@ -37,7 +37,8 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
 from goip_tw.sms import repository as repo
-from goip_tw.sms.model import Accepted, EncodeError, Outgoing, State, StatusReport, Submission, split_text
+from goip_tw.sms.model import (Accepted, EncodeError, Outgoing, State, StatusReport, Submission,
+                               fits_one_part, split_text)
 from goip_tw.sms.recovery import RecoveryMixin
 from goip_tw.sms.router import Route, RouteError, Router
 
@@ -168,7 +169,8 @@ class SmsQueue(RecoveryMixin, service.Service):
         now = self.clock.seconds()
         for msg in queued:
             if msg.state is State.ASSEMBLING:
-                self._arm_assembly(msg.id, max(0.0, msg.expires_at - now))
+                self._arm_assembly(msg.id, min(self.settings.assembly_timeout,
+                                               max(0.0, msg.expires_at - now)))
                 continue
             self._enqueue(_Pending(msg, self._lines_for(msg)))
         for msg, seq, line, expected in uncertain:
@@ -284,6 +286,8 @@ class SmsQueue(RecoveryMixin, service.Service):
         ref, total, seq = sub.fragment
         if not (1 <= seq <= total <= 255):
             raise EncodeError(f"fragment: part {seq} of {total} is out of range")
+        if not sub.text or not fits_one_part(sub.text):
+            raise EncodeError(f"fragment: part {seq} does not fit one SMS with its header")
         key = f"{sub.source}|{sub.source_ref}|{sub.sender}|{route.dest}|{ref}|{total}"
         new = repo.NewMessage(mid, sub.source, sub.source_ref, sub.sender, sub.recipient,
                               route.dest, sub.text, (sub.text,), sub.line, sub.report, now,
@@ -301,8 +305,7 @@ class SmsQueue(RecoveryMixin, service.Service):
                 self._reload(real)
             elif real not in self._assembly_calls:
                 self._arm_assembly(real, self.settings.assembly_timeout)
-            if complete or seq == 1:
-                self.accepted += complete
+            self.accepted += complete
             return Accepted(f"{real}.{seq}", real, total)
 
         def lost(f):

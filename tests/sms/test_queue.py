@@ -354,3 +354,14 @@ def test_deep_queue_for_a_blocked_line_does_not_starve_others(store, clock):
     assert [(n[0], n[2]) for n in net] == [(1, "any line")]
     assert q.depth == 30
     q.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_fragment_too_long_for_one_part_is_refused(store, clock):
+    from goip_tw.sms.model import EncodeError
+
+    q = yield start_queue(store, clock, [])
+    with pytest.raises(EncodeError):
+        yield q.submit(sub("x" * 154, fragment=(1, 2, 1)))
+    yield q.submit(sub("x" * 153, fragment=(1, 2, 1)))
+    q.stopService()
