@@ -473,7 +473,7 @@ def parse_message(data: bytes) -> Request | Response:
     """
     if len(data) > MAX_MESSAGE:
         raise SipParseError("message", f"{len(data)} bytes exceeds {MAX_MESSAGE}")
-    if data[:2] == b"\r\n":
+    if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
     if end < 0:

@@ -230,6 +230,7 @@ class _Stream(protocol.Protocol):
         self.buffer = b""
         self.peer: Address | None = None
         self.handshake = defer.Deferred() if (client and name == "tls") else None
+        self._crlf = 0
 
     def handshakeCompleted(self):
         if self.handshake is not None and not self.handshake.called:
@@ -253,12 +254,17 @@ class _Stream(protocol.Protocol):
         self.buffer += data
         buf = self.buffer
         for _ in range(len(buf) // 2 + 1):  # every pass consumes at least 2 bytes
-            if buf[:2] == b"\r\n":
+            if not buf:
+                break
+            if buf[:1] in (b"\r", b"\n"):
                 stripped = buf.lstrip(b"\r\n")
-                if buf[:4] == b"\r\n\r\n":
+                self._crlf += len(buf) - len(stripped)
+                if self._crlf >= 4:  # a CRLFCRLF ping, maybe split across reads
                     self.transport.write(b"\r\n")  # pong
+                    self._crlf = 0
                 buf = stripped
                 continue
+            self._crlf = 0
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > MAX_MESSAGE:

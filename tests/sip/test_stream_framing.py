@@ -3,7 +3,7 @@ garbage closes the connection; nothing raises."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -30,6 +30,7 @@ MESSAGES = [request(branch=f"z9hG4bKs{i}", body="短信".encode() * i,
             for i in range(4)]
 
 
+@example(cuts=[3], pings=True)  # a ping split inside its CRLFs
 @settings(max_examples=200, deadline=None)
 @given(cuts=st.lists(st.integers(1, 200), max_size=30), pings=st.booleans())
 def test_any_chunking_delivers_every_message_in_order(cuts, pings):
@@ -45,6 +46,7 @@ def test_any_chunking_delivers_every_message_in_order(cuts, pings):
     assert [m.body for m, _ in got] == ["短信".encode() * i for i in range(4)]
     assert all(src.transport == "tcp" and src.port == 5070 for _, src in got)
     assert layer.connections == 1 and not tr.disconnecting
+    assert tr.value() == (b"\r\n" if pings else b""), "one pong per CRLFCRLF ping"
 
 
 @settings(max_examples=200, deadline=None)
