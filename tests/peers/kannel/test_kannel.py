@@ -79,7 +79,20 @@ class Kannel:
             self.procs.append(subprocess.Popen([_binary(box), str(self.conf)], stdout=log,
                                                stderr=subprocess.STDOUT, cwd=self.dir))
             log.close()
-            time.sleep(0.3) if box == "bearerbox" else None
+            if box == "bearerbox":
+                self._wait_port(self.ports["SMSBOX_PORT"])
+
+    def _wait_port(self, port: int, timeout: float = 10.0) -> None:
+        """smsbox must find bearerbox listening, or it exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if self.procs[-1].poll() is not None:
+                raise RuntimeError(f"bearerbox exited; see {self.dir}/bearerbox.out")
+            time.sleep(0.05)
+        raise RuntimeError("bearerbox did not open its smsbox port")
 
     def stop(self):
         for p in reversed(self.procs):
