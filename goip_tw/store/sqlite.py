@@ -26,12 +26,13 @@ from goip_tw.store.migrations import all_migrations, split_sql
 _STOP = object()
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, wal: bool = True) -> sqlite3.Connection:
     # timeout= sets the busy handler before the first statement: switching to WAL
     # may meet the other worker's connection opening at the same moment.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -40,19 +41,27 @@ def connect(path: str) -> sqlite3.Connection:
 class _Worker(threading.Thread):
     """A thread owning one connection and serving queued jobs."""
 
-    def __init__(self, store, name, batch):
+    def __init__(self, store, name, batch, after=None):
         super().__init__(name=name, daemon=True)
         self.store = store
         self.jobs: queue.Queue = queue.Queue()
         self.batch = batch
         self.conn = None
+        self.connected = threading.Event()
+        self.after = after
 
     def run(self):
+        # Switching to WAL needs the file to ourselves: the writer does it alone,
+        # the reader connects once the writer has (WAL then persists in the file).
+        if self.after is not None:
+            self.after.connected.wait(30)
         try:
-            self.conn = connect(self.store.path)
+            self.conn = connect(self.store.path, wal=self.batch)
         except sqlite3.Error as e:
+            self.connected.set()
             self._fail_all(e)
             return
+        self.connected.set()
         try:
             while True:
                 job = self.jobs.get()
@@ -152,7 +161,7 @@ class SqliteStore:
     def start(self):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._writer = _Worker(self, "store-writer", batch=True)
-        self._reader = _Worker(self, "store-reader", batch=False)
+        self._reader = _Worker(self, "store-reader", batch=False, after=self._writer)
         self._writer.start()
         self._reader.start()
         self.running = True
