@@ -52,6 +52,29 @@ class _Delivery:
     what: str
     attempts: int = 0
     not_before: float = 0.0
+    history_id: int | None = None  # received SMS: its sms_history row
+
+
+_DELIVERABLE = ("received", "incomplete")  # sms_history states of plain received SMS
+
+
+def _mo_cursor_start(conn, limit: int):
+    """(cursor, rows after it).  A new store starts at the newest received SMS."""
+    row = conn.execute("SELECT last_id FROM smpp_mo_cursor WHERE name = 'mo'").fetchone()
+    if row is None:
+        last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM sms_history"
+                            " WHERE direction = 'in'").fetchone()[0]
+        conn.execute("INSERT INTO smpp_mo_cursor (name, last_id) VALUES ('mo', ?)", (last,))
+        return last, []
+    rows = conn.execute(
+        "SELECT id, line, peer, text FROM sms_history WHERE direction = 'in' AND id > ?"
+        " AND state IN (?, ?) ORDER BY id LIMIT ?", (row[0], *_DELIVERABLE, limit)).fetchall()
+    return row[0], [tuple(r) for r in rows]
+
+
+def _mo_cursor_advance(conn, last: int) -> None:
+    conn.execute("UPDATE smpp_mo_cursor SET last_id = ? WHERE name = 'mo' AND last_id < ?",
+                 (last, last))
 
 
 def parse_message_id(message_id: str) -> tuple[int, int | None]:
@@ -68,8 +91,12 @@ class SmscBackend:
     def __init__(self, queue, clock, system_id: str, password: str, lines=lambda: 32,
                  line_number=None, bind_failures: int = 5, bind_block: float = 300.0,
                  retry_interval: float = 30.0, max_pending: int = 10000,
-                 default_alphabet: str = "gsm7"):
+                 default_alphabet: str = "gsm7", store=None):
         self.queue = queue
+        self.store = store  # with a store, received SMS survive restarts (smpp_mo_cursor)
+        self._mo_open: set[int] = set()  # history ids not yet acknowledged by a client
+        self._mo_seen = 0
+        self._mo_cursor = 0
         self.clock = clock
         self.system_id = system_id
         self.password = password
@@ -250,12 +277,44 @@ class SmscBackend:
 
     # -- received SMS (MO) -------------------------------------------------------------------
 
+    @defer.inlineCallbacks
+    def start(self):
+        """Catch up on received SMS no client acknowledged before the last stop."""
+        if self.store is None:
+            return
+        yield self.store.write(lambda conn: None)  # after the migrations
+        last, rows = yield self.store.write(_mo_cursor_start, self.max_pending)
+        self._mo_cursor = self._mo_seen = last
+        for hid, line, sender, text in rows:
+            self.deliver_mo(line, sender, text, history_id=hid)
+        if rows:
+            self.log.info("smpp: {n} received SMS not yet acknowledged by a client",
+                          n=len(rows))
+
     def sms_received(self, msg) -> None:
         """IReceivedSmsObserver (goip_tw/sms/inbound.py): every stored received SMS."""
-        self.deliver_mo(msg.line, msg.sender, msg.text)
+        self.deliver_mo(msg.line, msg.sender, msg.text, history_id=getattr(msg, "id", None))
 
-    def deliver_mo(self, line: int | None, sender: str, text: str) -> None:
+    def _mo_done(self, delivery) -> None:
+        """A received SMS is settled (acknowledged or refused for good): move the cursor."""
+        hid = delivery.history_id
+        if hid is None or self.store is None:
+            return
+        self._mo_open.discard(hid)
+        cursor = min(self._mo_open) - 1 if self._mo_open else self._mo_seen
+        if cursor > self._mo_cursor:
+            self._mo_cursor = cursor
+            self.store.write(_mo_cursor_advance, cursor).addErrback(
+                lambda f: self.log.failure("smpp: cursor not saved", f))
+
+    def deliver_mo(self, line: int | None, sender: str, text: str,
+                   history_id: int | None = None) -> None:
         """Hand a received SMS to bound receivers; retried until a deliver_sm_resp."""
+        if history_id is not None:
+            if history_id in self._mo_open or history_id <= self._mo_cursor:
+                return  # already on its way, or acknowledged before a restart
+            self._mo_open.add(history_id)
+            self._mo_seen = max(self._mo_seen, history_id)
         coding, data = encode_data_coding(text, self.default_alphabet)
 
         def build(acc):
@@ -270,12 +329,13 @@ class SmscBackend:
             return params, tlvs
 
         self._enqueue(_Delivery(lambda acc: acc.line is None or acc.line == line, build,
-                                f"sms from {sender} on line {line}"))
+                                f"sms from {sender} on line {line}", history_id=history_id))
 
     def _enqueue(self, delivery: _Delivery) -> None:
         if len(self._pending) >= self.max_pending:
             dropped = self._pending.pop(0)
             self.log.warn("smpp delivery queue full; dropped {what}", what=dropped.what)
+            self._mo_done(dropped)
         self._pending.append(delivery)
         self._pump()
 
@@ -299,6 +359,7 @@ class SmscBackend:
 
     def _answered(self, status, delivery):
         if status == P.ESME_ROK:
+            self._mo_done(delivery)
             self._pump()
             return
         if status in _RETRYABLE:
@@ -306,6 +367,7 @@ class SmscBackend:
         else:
             self.log.warn("smpp client refused {what} with status {status:#x}",
                           what=delivery.what, status=status)
+            self._mo_done(delivery)
         self._pump()
 
     def _unanswered(self, failure, delivery):
@@ -364,6 +426,8 @@ class SmppService(service.Service):
     @defer.inlineCallbacks
     def startService(self):
         super().startService()
+        self.backend.start().addErrback(
+            lambda f: self.log.failure("smpp: received-SMS catch-up failed", f))
         cfg = self.cfg
         ep = endpoints.TCP4ServerEndpoint(self.reactor, cfg.port, interface=cfg.interface)
         try:
@@ -458,7 +522,7 @@ def build_service(gateway):
     backend = SmscBackend(queue, gateway.reactor, system_id, password, lines=lines,
                           line_number=line_number, bind_failures=cfg.bind_failures,
                           bind_block=cfg.bind_block, retry_interval=cfg.retry_interval,
-                          default_alphabet=cfg.default_alphabet)
+                          default_alphabet=cfg.default_alphabet, store=gateway.store)
     if hasattr(sms, "add_received_observer"):
         sms.add_received_observer(backend)
     return SmppService(backend, gateway.reactor, cfg,

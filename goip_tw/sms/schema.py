@@ -87,4 +87,10 @@ ALTER TABLE sms_message ADD COLUMN client_split INTEGER NOT NULL DEFAULT 0
     (102, "sms per-part receipt request (SMPP clients that split texts themselves)", """
 ALTER TABLE sms_part ADD COLUMN report INTEGER NOT NULL DEFAULT 0
 """),
+    (103, "smpp: received SMS acknowledged by SMPP clients (restart catch-up)", """
+CREATE TABLE smpp_mo_cursor (
+    name TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+)
+"""),
 ]

@@ -2,7 +2,8 @@
 right binds (1+N IDs), bind lockout per address, receipt format."""
 
 import pytest
-from twisted.internet import defer
+import pytest_twisted
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 
 from goip_tw.smpp import pdu as P
@@ -24,6 +25,15 @@ class Session:
         d = defer.Deferred()
         self.sent.append((params, tlvs, d))
         return d
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    from tests.sms.fakes import make_store
+
+    s = make_store(tmp_path / "b.sqlite", reactor, monkeypatch)
+    yield s
+    pytest_twisted.blockon(s.stop())
 
 
 class Queue:
@@ -116,3 +126,43 @@ def test_demo_credentials_are_stable_and_private(tmp_path):
     assert ensure_demo_credentials(str(tmp_path)) == (sid, pw)
     mode = os.stat(tmp_path / "smpp-demo-credentials").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+@pytest_twisted.inlineCallbacks
+def test_received_sms_unacknowledged_before_a_restart_are_delivered_after_it(store):
+    from goip_tw.sms.inbound import ReceivedSms
+
+    def add(conn, state="received", text="t"):
+        return conn.execute("INSERT INTO sms_history (direction, line, peer, text, state,"
+                            " created_at) VALUES ('in', 1, '+4917011', ?, ?, 0)",
+                            (text, state)).lastrowid
+    old = yield store.write(add, "received", "before the SMSC existed")
+    clock = Clock()
+    b1 = SmscBackend(Queue(), clock, "1", "pw", store=store)
+    yield b1.start()
+    ids = []
+    for text, state in (("one", "received"), ("two", "received"), ("pw", "command"),
+                        ("three", "received")):
+        ids.append((yield store.write(add, state, text)))
+    rx = Session(Account("1", "receiver"))
+    b1.session_bound(rx)
+    for hid, text in zip(ids, ("one", "two", "pw", "three")):
+        if text != "pw":  # intercepted commands are never offered to observers
+            b1.sms_received(ReceivedSms(id=hid, line=1, sender="+4917011", text=text, scts=""))
+    assert [p["short_message"] for p, _, _ in rx.sent] == [b"one", b"two", b"three"]
+    rx.sent[0][2].callback(P.ESME_ROK)
+    rx.sent[2][2].callback(P.ESME_ROK)  # "three" acked, "two" still open: cursor stays at one
+    yield store.write(lambda conn: None)
+    b1.close()
+    b2 = SmscBackend(Queue(), clock, "1", "pw", store=store)
+    yield b2.start()
+    rx2 = Session(Account("1", "transceiver"))
+    b2.session_bound(rx2)
+    assert [p["short_message"] for p, _, _ in rx2.sent] == [b"two", b"three"]
+    assert old < ids[0]  # what came before the first start is not replayed
+    for _, _, d in rx2.sent:
+        d.callback(P.ESME_ROK)
+    yield store.write(lambda conn: None)
+    rows = yield store.query("SELECT last_id FROM smpp_mo_cursor")
+    assert rows[0][0] == ids[3]
+    b2.close()

@@ -60,6 +60,9 @@ class Backend:
     def close(self):
         pass
 
+    def start(self):
+        return defer.succeed(None)
+
 
 @pytest_twisted.inlineCallbacks
 def test_bind_and_submit_over_tls(tmp_path):
