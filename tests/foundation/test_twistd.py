@@ -103,3 +103,50 @@ def test_health_login_and_clean_sigterm(gateway):
     assert (data / "goip.toml").exists()
     # the store closed: SQLite removes the WAL file on a clean close of the last connection
     assert not (data / "goip.sqlite-wal").exists()
+
+
+def test_json_logs_and_sighup_reload(tmp_path):
+    web = free_port()
+    data = tmp_path / "data"
+    twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+    args = [twistd, "-n", "--pidfile=", "goip", "--data-dir", str(data), "--web-port", str(web),
+            "--sip-port", str(free_port(socket.SOCK_DGRAM)), "--smpp-port", str(free_port()),
+            "--simulate", "1", "--log-format", "json"]
+    with open(tmp_path / "out.log", "w+") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path))
+        try:
+            base = f"http://127.0.0.1:{web}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if get(base + "/health")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            cfg_path = data / "goip.toml"
+            text = cfg_path.read_text()
+            assert 'name = "goip-tw"' in text
+            cfg_path.write_text(text.replace('name = "goip-tw"', 'name = "reloaded box"'))
+            proc.send_signal(signal.SIGHUP)
+            name = None
+            while time.monotonic() < deadline:
+                name = json.loads(get(base + "/api/config", "admin:admin")[1])["general"]["name"]
+                if name == "reloaded box":
+                    break
+                time.sleep(0.2)
+            assert name == "reloaded box"
+            shown = json.loads(get(base + "/api/config", "admin:admin")[1])
+            # the override from the command line survived the reload; secrets are redacted
+            assert shown["web"]["port"] == web
+            assert shown["users"]["admin_password"] == "********"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        out.seek(0)
+        lines = [l for l in out.read().splitlines() if l.strip()]
+    parsed = []
+    for line in lines:
+        if line.startswith("{"):
+            parsed.append(json.loads(line.split("\x1e")[-1]))
+    assert parsed, lines[:5]
+    assert any("config changed" in str(p.get("log_format", "")) for p in parsed)
