@@ -61,8 +61,9 @@ class FrameQueue:
         self.closed = False
         self._partial = b""
 
-    def push(self, data: bytes) -> None:
-        """Add captured PCM of any length; it is cut into whole frames."""
+    def push(self, data: bytes) -> int:
+        """Add captured PCM of any length; it is cut into whole frames.  Returns how
+        many whole frames it made."""
         data = self._partial + data
         n = len(data) - len(data) % FRAME_BYTES
         self._partial = data[n:]
@@ -71,6 +72,14 @@ class FrameQueue:
                 self._in.popleft()
                 self.overflows += 1
             self._in.append(data[i:i + FRAME_BYTES])
+        return n // FRAME_BYTES
+
+    def pending(self) -> int:
+        return len(self._in)
+
+    def clear(self) -> None:
+        self._in.clear()
+        self._partial = b""
 
     def read_frame(self):
         return self._in.popleft() if self._in else None

@@ -14,13 +14,11 @@ full (the module stopped reading) are dropped, so latency cannot grow.
 
 from __future__ import annotations
 
-from collections import deque
-
 from twisted.internet import interfaces, protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from goip_tw.media.interfaces import FRAME_BYTES, IFramePort
+from goip_tw.media.interfaces import FRAME_BYTES, FrameQueue, IFramePort
 
 log = Logger()
 
@@ -29,20 +27,22 @@ log = Logger()
 class VoicePort(protocol.Protocol):
     def __init__(self, *, max_frames: int = 10, name: str = "voice"):
         self.name = name
-        self.max_frames = max_frames
-        self._in: deque[bytes] = deque()
-        self._partial = b""
+        self._captured = FrameQueue(max_frames, keep_written=0)
         self._paused = False
         self.closed = True
-        self.overflows = 0
         self.dropped_writes = 0
         self.frames_in = 0
         self.frames_out = 0
         self._close_observers = []
 
     # -- IFramePort
+    @property
+    def overflows(self) -> int:
+        """Captured frames dropped because nobody read them in time."""
+        return self._captured.overflows
+
     def read_frame(self):
-        return self._in.popleft() if self._in else None
+        return self._captured.read_frame()
 
     def write_frame(self, frame: bytes) -> None:
         if self.closed or self.transport is None:
@@ -56,12 +56,11 @@ class VoicePort(protocol.Protocol):
         self.transport.write(frame)
 
     def pending(self) -> int:
-        return len(self._in)
+        return self._captured.pending()
 
     def clear(self) -> None:
         """Forget captured audio (call start/end) so no stale frames leak across calls."""
-        self._in.clear()
-        self._partial = b""
+        self._captured.clear()
 
     # -- protocol
     def connectionMade(self):
@@ -72,15 +71,7 @@ class VoicePort(protocol.Protocol):
             pass
 
     def dataReceived(self, data: bytes):
-        data = self._partial + data
-        n = len(data) - len(data) % FRAME_BYTES
-        self._partial = data[n:]
-        for i in range(0, n, FRAME_BYTES):
-            if len(self._in) >= self.max_frames:
-                self._in.popleft()
-                self.overflows += 1
-            self._in.append(data[i:i + FRAME_BYTES])
-            self.frames_in += 1
+        self.frames_in += self._captured.push(data)
 
     def connectionLost(self, reason=None):
         self.closed = True
