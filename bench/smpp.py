@@ -297,6 +297,17 @@ def _recv(sock, n):
     return buf
 
 
+def submit_responses(buf: bytearray):
+    """Statuses of the complete submit_sm_resp in ``buf`` (consumed from it)."""
+    while len(buf) >= 16:
+        length, cid, status, _ = HEADER.unpack_from(buf)
+        if len(buf) < length:
+            return
+        del buf[:length]
+        if cid == 0x80000004:
+            yield status
+
+
 def load(port: int, conns: int, window: int, seconds: float) -> tuple[int, int, float]:
     """Keep ``window`` submits in flight per connection; count OK responses."""
     sel = selectors.DefaultSelector()
@@ -326,25 +337,21 @@ def load(port: int, conns: int, window: int, seconds: float) -> tuple[int, int, 
 
     for s, st in socks:
         top_up(s, st)
+    def read(key, counting=True):
+        s, st = key.fileobj, key.data
+        data = s.recv(65536)
+        if not data:
+            raise SystemExit("server closed a connection")
+        st["buf"] += data
+        for status in submit_responses(st["buf"]):
+            st["inflight"] -= 1
+            if counting:
+                st["ok" if status == 0 else "err"] += 1
+        return s, st
+
     while time.monotonic() < end:
         for key, _ in sel.select(timeout=0.5):
-            s, st = key.fileobj, key.data
-            data = s.recv(65536)
-            if not data:
-                raise SystemExit("server closed a connection")
-            buf = st["buf"]
-            buf += data
-            while len(buf) >= 16:
-                length, cid, status, _ = HEADER.unpack_from(buf)
-                if len(buf) < length:
-                    break
-                del buf[:length]
-                if cid == 0x80000004:
-                    st["inflight"] -= 1
-                    if status == 0:
-                        st["ok"] += 1
-                    else:
-                        st["err"] += 1
+            s, st = read(key)
             if time.monotonic() < end:
                 top_up(s, st)
     elapsed = time.monotonic() - t0
@@ -352,16 +359,7 @@ def load(port: int, conns: int, window: int, seconds: float) -> tuple[int, int, 
     deadline = time.monotonic() + 10
     while any(st["inflight"] for _, st in socks) and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.5):
-            s, st = key.fileobj, key.data
-            data = s.recv(65536)
-            st["buf"] += data
-            while len(st["buf"]) >= 16:
-                length, cid, status, _ = HEADER.unpack_from(st["buf"])
-                if len(st["buf"]) < length:
-                    break
-                del st["buf"][:length]
-                if cid == 0x80000004:
-                    st["inflight"] -= 1
+            read(key, counting=False)
     for s, _ in socks:
         s.close()
     ok = sum(st["ok"] for _, st in socks)
@@ -473,15 +471,10 @@ def load_count(port, conns, window, per_conn):
                 sent += 1
                 s.sendall(submit_pdu(sent + 1, b"end to end"))
             buf += s.recv(65536)
-            while len(buf) >= 16:
-                length, cid, status, _ = HEADER.unpack_from(buf)
-                if len(buf) < length:
-                    break
-                del buf[:length]
-                if cid == 0x80000004:
-                    got += 1
-                    total_ok += status == 0
-                    total_err += status != 0
+            for status in submit_responses(buf):
+                got += 1
+                total_ok += status == 0
+                total_err += status != 0
         s.close()
     return total_ok, total_err, 0.0
 

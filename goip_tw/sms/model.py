@@ -183,7 +183,7 @@ class Submission:
     source_ref: str = ""  # SMPP system_id, SIP Call-ID, HTTP user ...
     sender: str = ""
     line: int | None = None  # explicit line (SMPP 10N ids, send.html l=, web)
-    report: bool = False  # delivery receipt wanted
+    report: int = 0  # receipt wanted: SMPP registered_delivery bits 0-1 (1 always, 2 failures)
     validity: float | None = None  # seconds; None = queue default
     fragment: tuple[int, int, int] | None = None
 

@@ -365,3 +365,19 @@ def test_fragment_too_long_for_one_part_is_refused(store, clock):
         yield q.submit(sub("x" * 154, fragment=(1, 2, 1)))
     yield q.submit(sub("x" * 153, fragment=(1, 2, 1)))
     q.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_resend_policy_sends_again_when_the_sim_cannot_tell(store, clock):
+    net = []
+    l1 = FakeLine(1, net, knows_mr=False)
+    l1.hold = True
+    q = yield start_queue(store, clock, [l1])
+    yield q.submit(sub())
+    yield settle(store, clock)
+    q.stopService()
+    q2 = yield start_queue(store, clock, [FakeLine(1, net, knows_mr=False)],
+                           uncertain_policy="resend")
+    yield settle(store, clock)
+    assert len(net) == 2  # never lost, possibly twice: the operator's choice
+    q2.stopService()
