@@ -2,8 +2,8 @@
 """SMPP benchmark (issue 8): durable submit_sm per second, and end-to-end SMS
 through 32 simulated lines with the per-line minimum interval (F-494) honoured.
 
-* ``smpp_durable_submit_per_s_w<W>``: our SMSC in a child process (one core: the
-  reactor thread plus the store's writer thread) with a SQLite store in WAL mode,
+* ``smpp_durable_submit_per_s_w<W>``: our SMSC in a child process pinned to one
+  core (sched_setaffinity; the reactor thread plus the store's writer thread) with a SQLite store in WAL mode,
   ``synchronous=FULL``; every submit_sm_resp is written only after the group
   commit that holds the message.  The load comes from this process: ``--conns``
   connections bound as transmitters, each keeping ``W`` submit_sm in flight
@@ -182,6 +182,8 @@ def sim_e2e(messages: int, modules: int, interval: float, tmp: str) -> None:
 
 
 def serve(data_dir: str, lines: int, interval: float) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, threads included
     import sqlite3
 
     from twisted.internet import reactor
