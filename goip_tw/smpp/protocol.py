@@ -369,6 +369,23 @@ class SmscProtocol(protocol.Protocol):
         self._send(P.Pdu(P.DELIVER_SM, seq, P.ESME_ROK, params, dict(tlvs or {})))
         return d
 
+    def unbind(self) -> defer.Deferred:
+        """Server-initiated unbind (SMPP 3.4 §4.2): fires when the peer answered, timed
+        out or the session is gone; the connection is closed either way."""
+        if self.closed:
+            return defer.succeed(None)
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        seq = self._seq
+        d = defer.Deferred()
+        self._waiting[seq] = (d, self.clock.callLater(self.settings.response_timeout,
+                                                      self._timeout, seq))
+        self._send(P.Pdu(P.UNBIND, seq))
+        def close(result):
+            if not self.closed:
+                self._close("unbound by the SMSC")
+            return result
+        return d.addBoth(close)
+
     def _timeout(self, seq: int):
         d, _ = self._waiting.pop(seq, (None, None))
         if d is not None:

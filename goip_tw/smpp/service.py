@@ -468,8 +468,9 @@ class SmppService(service.Service):
         ports, self.ports = self.ports, []
         for port in ports:
             yield port.stopListening()
-        for session in list(self.backend.sessions):
-            session.transport.loseConnection()
+        # Unbind politely; a session that does not answer is closed by its timer.
+        yield defer.DeferredList([s.unbind() for s in list(self.backend.sessions)
+                                  if hasattr(s, "unbind")])
 
 
 def ensure_demo_credentials(data_dir: str) -> tuple[str, str]:

@@ -297,3 +297,14 @@ def test_every_command_with_garbage_body_gets_an_answer_or_nothing(cid, body):
     for p in pdus(tr):
         assert p.sequence == 9 and (p.command_id & P.RESP)
     proto.connectionLost(None)
+
+
+def test_server_initiated_unbind(env):
+    clock, backend, proto, tr = env
+    bind(proto, tr)
+    done = []
+    proto.unbind().addBoth(done.append)
+    (u,) = pdus(tr)
+    assert u.command_id == P.UNBIND
+    proto.dataReceived(P.encode(P.Pdu(P.UNBIND | P.RESP, u.sequence)))
+    assert done == [0] and tr.disconnecting
