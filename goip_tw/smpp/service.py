@@ -470,7 +470,7 @@ class SmppService(service.Service):
             yield port.stopListening()
         # Unbind politely; a session that does not answer is closed by its timer.
         yield defer.DeferredList([s.unbind() for s in list(self.backend.sessions)
-                                  if hasattr(s, "unbind")])
+                                  if hasattr(s, "unbind")], consumeErrors=True)
 
 
 def ensure_demo_credentials(data_dir: str) -> tuple[str, str]:
