@@ -21,11 +21,31 @@ from goip_tw.sms.router import Router
 from goip_tw.sms.sip_message import SipMessageRelay
 
 
-def router_from_config(cfg) -> Router:
-    prefixes = {n: tuple(p.strip() for p in str(entry).split(",") if p.strip())
-                for n, entry in enumerate(cfg.line_prefixes, 1)}
-    return Router.from_settings(cfg.rewrite_rules, cfg.strict_rewrite, prefixes,
-                                cfg.strip_prefix, cfg.match_caller)
+def _split(entry) -> tuple[str, ...]:
+    return tuple(p.strip() for p in str(entry).split(",") if p.strip())
+
+
+def voip_prefixes(voip) -> dict[int, tuple[str, ...]]:
+    """F-411 line prefixes of the VoIP pages (per line or per group accounts)."""
+    if voip is None:
+        return {}
+    if voip.mode == "line":
+        return {n: _split(a.prefixes) for n, a in enumerate(voip.lines, 1) if a.prefixes}
+    if voip.mode == "group":
+        return {n: _split(g.account.prefixes) for g in voip.groups for n in g.lines
+                if g.account.prefixes}
+    return {}
+
+
+def router_from_config(cfg, voip=None) -> Router:
+    """SMS prefixes when set, else the VoIP line prefixes (one list for calls and SMS)."""
+    prefixes = {n: _split(entry) for n, entry in enumerate(cfg.line_prefixes, 1)}
+    strip = cfg.strip_prefix
+    if not any(prefixes.values()):
+        prefixes = voip_prefixes(voip)
+        strip = strip or bool(voip is not None and voip.strip_prefix)
+    return Router.from_settings(cfg.rewrite_rules, cfg.strict_rewrite, prefixes, strip,
+                                cfg.match_caller)
 
 
 def settings_from_config(cfg) -> QueueSettings:
@@ -44,7 +64,7 @@ class SmsService(service.MultiService):
         super().__init__()
         self.gateway = gateway
         cfg = gateway.config.sms
-        self.router = router_from_config(cfg)
+        self.router = router_from_config(cfg, getattr(gateway.config, "voip", None))
         self.queue = SmsQueue(gateway.store, gateway.reactor, self.router,
                               settings_from_config(cfg))
         self.queue.setServiceParent(self)
@@ -136,9 +156,9 @@ class SmsService(service.MultiService):
     def reconfig(self, old, new, changed) -> None:
         """Routing and queue settings apply at once; the GoIP SMS-server client's
         address/ID apply at the next start (its sockets are per line)."""
-        if not any(k.startswith("sms.") for k in changed):
+        if not any(k.startswith(("sms.", "voip.")) for k in changed):
             return
-        self.router = router_from_config(new.sms)
+        self.router = router_from_config(new.sms, getattr(new, "voip", None))
         self.queue.router = self.router
         self.queue.settings = settings_from_config(new.sms)
         if self.sip_relay is not None:

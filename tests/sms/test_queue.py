@@ -381,3 +381,20 @@ def test_resend_policy_sends_again_when_the_sim_cannot_tell(store, clock):
     yield settle(store, clock)
     assert len(net) == 2  # never lost, possibly twice: the operator's choice
     q2.stopService()
+
+
+def test_voip_line_prefixes_route_sms_when_sms_has_none():
+    from goip_tw.config.sections.sms import SmsConfig
+    from goip_tw.config.sections.voip import SipAccount, SipGroup, VoipConfig
+    from goip_tw.sms.service import router_from_config
+
+    voip = VoipConfig(mode="line", lines=(SipAccount(auth_id="a", prefixes="81"),
+                                          SipAccount(auth_id="b", prefixes="82,83")),
+                      strip_prefix=True)
+    r = router_from_config(SmsConfig(), voip)
+    assert r.route("830711").lines == (2,) and r.route("830711").dest == "0711"
+    groups = VoipConfig(mode="group", groups=(SipGroup(name="g", lines=(3, 4),
+                                                       account=SipAccount(prefixes="9")),))
+    assert router_from_config(SmsConfig(), groups).route("9123").lines == (3, 4)
+    own = router_from_config(SmsConfig(line_prefixes=("5",)), voip)
+    assert own.route("5123").lines == (1,)
