@@ -19,13 +19,14 @@ import attrs
 from twisted.application import service
 from twisted.logger import Logger
 
-from goip_tw.media import codecs, sdp, srtp, tones
+from goip_tw.media import codecs, srtp, tones
 from goip_tw.media.bridge import LegMedia, LineMedia, PcmPlayer, Session
 from goip_tw.media.dtmf import DtmfDetector, DtmfEvent, generate
 from goip_tw.media.ports import PortAllocator
 from goip_tw.media.rtcp import RtcpProtocol
 from goip_tw.media.rtp import RtpStream
 from goip_tw.media.ticker import Ticker
+from goip_tw.sip import sdp
 
 log = Logger()
 
@@ -140,29 +141,30 @@ class MediaService(service.Service):
             st.offered = self.codec_order()
             if cfg.srtp != "off" and st.local_crypto is None:
                 st.local_crypto = srtp.new_crypto(1)
-            return sdp.build(self.address, st.port, st.offered, dtmf_pt=dtmf_pt,
-                             ptime=cfg.ptime, cn=cfg.vad, session_id=st.port,
-                             version=st.version,
-                             crypto=st.local_crypto.to_sdp() if st.local_crypto else None)
-        desc = sdp.parse(offer)
+            return sdp.build_audio(self.address, st.port, st.offered, dtmf_pt=dtmf_pt,
+                                   ptime=cfg.ptime, cn=cfg.vad, session_id=st.port,
+                                   version=st.version,
+                                   crypto=st.local_crypto.to_sdp() if st.local_crypto else None)
+        desc = sdp.parse_audio(offer)
         shared = sdp.negotiate(desc, self.codec_order())
         if not shared:
-            raise sdp.SdpError("sdp: no codec in common with the offer")
+            raise sdp.NoCommonCodec("m", "no codec in common with the offer")
         codec = shared[0]
         remote_dtmf = desc.telephone_event_pt() if dtmf_pt is not None else None
         crypto_line = self._answer_crypto(st, desc)
         st.media.configure(codec, dtmf_pt=remote_dtmf, ptime=max(cfg.ptime, desc.ptime or 0),
                            remote_ptime=desc.ptime)
         self._apply_remote(st, desc)
-        return sdp.build(self.address, st.port, [codec], dtmf_pt=remote_dtmf,
-                         ptime=st.media.ptime, direction=sdp.answer_direction(desc.direction),
-                         crypto=crypto_line, session_id=st.port, version=st.version)
+        return sdp.build_audio(self.address, st.port, [codec], dtmf_pt=remote_dtmf,
+                               ptime=st.media.ptime,
+                               direction=sdp.answer_direction(desc.direction),
+                               crypto=crypto_line, session_id=st.port, version=st.version)
 
     def _answer_crypto(self, st: _LegState, desc: sdp.AudioDescription) -> str | None:
         mode = self.config.srtp
         if desc.profile == "RTP/SAVP" and desc.crypto:
             if mode == "off":
-                raise sdp.SdpError("sdp: SRTP offered but media encryption is off")
+                raise sdp.SdpError("crypto", "SRTP offered but media encryption is off")
             remote = srtp.choose(list(desc.crypto))
             if st.local_crypto is None:
                 st.local_crypto = srtp.new_crypto(remote.tag)
@@ -170,7 +172,7 @@ class MediaService(service.Service):
             st.media.stream.srtp = srtp.SrtpContext(local, remote)
             return local.to_sdp()
         if mode == "mandatory":
-            raise sdp.SdpError("sdp: media encryption is mandatory and the offer has no crypto")
+            raise sdp.SdpError("crypto", "encryption is mandatory and the offer has no crypto")
         st.media.stream.srtp = None
         return None
 
@@ -189,15 +191,15 @@ class MediaService(service.Service):
 
     def _remote_sdp(self, leg, answer: bytes) -> None:
         st = self._state(leg)
-        desc = sdp.parse(answer)
+        desc = sdp.parse_audio(answer)
         offered = st.offered or self.codec_order()
         shared = sdp.negotiate(desc, offered)
         if not shared:
-            raise sdp.SdpError("sdp: the answer has no codec we offered")
+            raise sdp.NoCommonCodec("m", "the answer has no codec we offered")
         if st.local_crypto is not None and desc.crypto:
             st.media.stream.srtp = srtp.SrtpContext(st.local_crypto, srtp.choose(list(desc.crypto)))
         elif self.config.srtp == "mandatory":
-            raise sdp.SdpError("sdp: media encryption is mandatory and the answer has no crypto")
+            raise sdp.SdpError("crypto", "encryption is mandatory and the answer has no crypto")
         dtmf_pt = desc.telephone_event_pt() if self.config.dtmf_mode == "rfc4733" else None
         st.media.configure(shared[0], dtmf_pt=dtmf_pt,
                            ptime=max(self.config.ptime, desc.ptime or 0), remote_ptime=desc.ptime)

@@ -6,12 +6,13 @@ import pytest_twisted
 from twisted.internet import task
 
 from goip_tw.config.sections.media import MediaConfig
-from goip_tw.media import _g711, codecs, dtmf, sdp
+from goip_tw.media import _g711, codecs, dtmf
 from goip_tw.media.bridge import LegMedia, LineMedia, Session
 from goip_tw.media.interfaces import FRAME_BYTES, FrameQueue
 from goip_tw.media.rtp import RtpPacket, RtpStream
 from goip_tw.media.service import MediaService
 from goip_tw.media.ticker import Ticker
+from goip_tw.sip import sdp
 
 from .helpers import goertzel_power, samples, sine
 
@@ -163,39 +164,6 @@ def test_g729_leg_round_trip_on_a_clock():
     assert dominant(down, (500, 1000, 1500)) == 500
 
 
-# -- SDP ------------------------------------------------------------------------
-
-OFFER = (b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-         b"m=audio 5004 RTP/AVP 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\n"
-         b"a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n")
-
-
-def test_sdp_parse_and_negotiate():
-    d = sdp.parse(OFFER)
-    assert (d.address, d.port, d.payload_types) == ("127.0.0.1", 5004, (0, 8, 96, 101))
-    assert d.telephone_event_pt() == 101
-    assert [c.name for c in sdp.negotiate(d, [codecs.PCMA, codecs.PCMU])] == ["PCMU", "PCMA"]
-
-
-@pytest.mark.parametrize("text, field", [
-    (b"v=0\r\nc=IN IP4 1.2.3.4\r\n", "m=audio"),
-    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n", "port"),
-    (b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n", "c="),
-    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP zz\r\n", "payload"),
-    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:abc\r\n", "ptime"),
-])
-def test_sdp_errors_name_the_field(text, field):
-    with pytest.raises(sdp.SdpError, match=field):
-        sdp.parse(text)
-
-
-def test_sdp_hold_direction():
-    held = sdp.parse(OFFER.replace(b"a=sendrecv", b"a=sendonly"))
-    assert held.direction == "sendonly" and sdp.answer_direction("sendonly") == "recvonly"
-    old_style = sdp.parse(OFFER.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 0.0.0.0"))
-    assert old_style.direction == "sendonly"
-
-
 # -- the service over real sockets --------------------------------------------------
 
 class Leg:
@@ -279,6 +247,11 @@ def test_tone_and_detector_on_a_line_without_a_call():
     played = b"".join(ports[3].written)
     assert dominant(played, (350, 440, 480, 620)) in (350, 440)
     assert len(svc.ticker) == 0
+
+
+OFFER = (b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 5004 RTP/AVP 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\n"
+         b"a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n")
 
 
 def test_no_common_codec_raises_for_488():

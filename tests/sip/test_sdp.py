@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from goip_tw.media import codecs
+from goip_tw.sip import sdp
 from goip_tw.sip.sdp import (NoCommonCodec, SdpError, Session, answer_direction, hold,
                              make_answer, make_offer, resume)
 
@@ -67,3 +69,100 @@ def test_bad_sdp_names_the_field(bad):
     with pytest.raises(SdpError) as err:
         Session.parse(bad)
     assert err.value.field
+
+
+# -- the single audio stream the media engine runs (goip_tw.media.service) ----------
+
+AUDIO = (b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 5004 RTP/AVP 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\n"
+         b"a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n")
+KEY = "1 AES_CM_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVoxMjM0"
+
+
+def test_parse_audio_and_negotiate_in_the_offerers_order():
+    d = sdp.parse_audio(AUDIO)
+    assert (d.address, d.port, d.payload_types) == ("127.0.0.1", 5004, (0, 8, 96, 101))
+    assert d.telephone_event_pt() == 101
+    assert [c.name for c in sdp.negotiate(d, [codecs.PCMA, codecs.PCMU])] == ["PCMU", "PCMA"]
+
+
+@pytest.mark.parametrize("text, field", [
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\n", "m=audio"),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n", "port"),
+    (b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n", "c="),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP zz\r\n", "payload"),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:abc\r\n", "ptime"),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 128\r\n", "payload"),
+    (b"v=0\r\nc=IN IP4\r\nm=audio 4000 RTP/AVP 0\r\n", "c="),
+    (b"garbage", "m=audio"),
+])
+def test_parse_audio_errors_name_the_field(text, field):
+    with pytest.raises(sdp.SdpError, match=field):
+        sdp.parse_audio(text)
+
+
+def test_parse_audio_hold_directions():
+    held = sdp.parse_audio(AUDIO.replace(b"a=sendrecv", b"a=sendonly"))
+    assert held.direction == "sendonly" and sdp.answer_direction("sendonly") == "recvonly"
+    old_style = sdp.parse_audio(AUDIO.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 0.0.0.0"))
+    assert old_style.direction == "sendonly"  # RFC 2543 hold
+
+
+def test_parse_audio_is_lenient_about_what_it_does_not_need():
+    # no o= line, a stray non-SDP line, a video stream before the audio one, and the
+    # audio's own c= line: the audio stream is still found
+    text = (b"v=0\r\nnot sdp\r\nm=video 6000 RTP/AVP 31\r\n"
+            b"m=audio 5000 RTP/SAVP 8\r\nc=IN IP6 ::1\r\na=crypto:" + KEY.encode() +
+            b"\r\na=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:QUJD\r\n")
+    d = sdp.parse_audio(text)
+    assert (d.address, d.port, d.profile) == ("::1", 5000, "RTP/SAVP")
+    assert d.crypto == (KEY, "2 AES_256_CM_HMAC_SHA1_80 inline:QUJD")
+    with pytest.raises(SdpError, match="line"):
+        Session.parse(text)  # the full model stays strict
+
+
+def test_negotiate_takes_the_offers_dynamic_payload_type():
+    d = sdp.parse_audio(AUDIO.replace(b"0 8 96 101", b"97 101").replace(
+        b"a=rtpmap:96 opus/48000/2", b"a=rtpmap:97 pcma/8000"))
+    [c] = sdp.negotiate(d, codecs.available())
+    assert (c.name, c.payload_type) == ("PCMA", 97)
+
+
+def test_build_audio_bytes():
+    # the exact bytes goip_tw.media.sdp.build produced before the merge
+    assert sdp.build_audio("127.0.0.1", 4000, [codecs.PCMA, codecs.PCMU, codecs.G729]) == (
+        b"v=0\r\no=goip-tw 1 1 IN IP4 127.0.0.1\r\ns=goip-tw\r\nc=IN IP4 127.0.0.1\r\n"
+        b"t=0 0\r\nm=audio 4000 RTP/AVP 8 0 18 101\r\na=rtpmap:8 PCMA/8000\r\n"
+        b"a=rtpmap:0 PCMU/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=yes\r\n"
+        b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
+        b"a=sendrecv\r\n")
+    assert sdp.build_audio("::1", 4002, [codecs.PCMU], dtmf_pt=None, ptime=30,
+                           direction="recvonly", crypto=KEY, session_id=4002, version=3,
+                           cn=True) == (
+        b"v=0\r\no=goip-tw 4002 3 IN IP6 ::1\r\ns=goip-tw\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+        b"m=audio 4002 RTP/SAVP 0 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:13 CN/8000\r\n"
+        b"a=ptime:30\r\na=crypto:" + KEY.encode() + b"\r\na=recvonly\r\n")
+
+
+def test_build_audio_round_trips_through_both_views():
+    raw = sdp.build_audio("127.0.0.1", 4000, [codecs.PCMA], dtmf_pt=96, crypto=KEY, cn=True)
+    s = Session.parse(raw)
+    assert s.to_bytes() == raw
+    audio = s.audio()
+    assert audio.crypto == (KEY,) and audio.proto == "RTP/SAVP"
+    assert [n for _, n, _ in audio.codecs()] == ["PCMA", "CN", "TELEPHONE-EVENT"]
+    d = sdp.parse_audio(raw)
+    assert d.payload_types == (8, 13, 96) and d.telephone_event_pt() == 96
+    assert d.crypto == (KEY,) and d.profile == "RTP/SAVP"
+
+
+def test_offer_and_answer_with_sdes_crypto():
+    offer = make_offer("127.0.0.1", 4000, ["PCMU"], crypto=KEY)
+    assert offer.audio().proto == "RTP/SAVP" and offer.audio().crypto == (KEY,)
+    answer = make_answer(Session.parse(offer.to_bytes()), "127.0.0.1", 5000, ["PCMU"],
+                         crypto=KEY.replace("QUJD", "WFla"))
+    assert answer.audio().proto == "RTP/SAVP"
+    assert answer.audio().crypto == (KEY.replace("QUJD", "WFla"),)
+    # RFC 4568: an SRTP stream we hold no key for is refused, so nothing is left
+    with pytest.raises(NoCommonCodec):
+        make_answer(offer, "127.0.0.1", 5000, ["PCMU"])
