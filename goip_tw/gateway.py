@@ -82,6 +82,7 @@ class GatewayService(service.MultiService):
         StoreService(self.store).setServiceParent(self)
         self._subsystems = {"store": self.store}
         self.console_lines: list[str] = []
+        self.demo = self._prepare_demo()
         for name, module in subsystems:
             svc = self._build(name, module)
             if svc is not None:
@@ -106,6 +107,34 @@ class GatewayService(service.MultiService):
             svc.setName(name)
         self._subsystems[name] = svc
         return svc
+
+    def _prepare_demo(self) -> bool:
+        """The simulated default is a try-it-now demo: the embedded proxy gets a
+        softphone account with a generated password, stored in the config file."""
+        try:
+            from goip_tw.calls.demo import demo_voip_settings
+            from goip_tw.simulator.service import should_run
+        except ImportError:
+            return False
+        if not should_run(self.config):
+            return False
+        settings = demo_voip_settings(self.config)
+        if settings:
+            self.config_manager.persist("voip", **settings)
+        return True
+
+    def _announce_demo(self):
+        from goip_tw.calls.demo import demo_lines
+
+        sip = self.subsystem("sip")
+        if sip is None or not getattr(sip, "port", None):
+            return
+        bind = self.config.sip.bind_address
+        host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+        for line in demo_lines(self.config, host, sip.port):
+            self.announce(line)
+        if self.config.simulator.sms_echo_number:
+            self.announce(f"sms echo number: {self.config.simulator.sms_echo_number}")
 
     def subsystem(self, name: str):
         """The named subsystem's service (or None when this build has none)."""
@@ -137,6 +166,8 @@ class GatewayService(service.MultiService):
         if self.reactor is _global_reactor():
             signal.signal(signal.SIGHUP, lambda *a: self.reactor.callFromThread(self.reload))
         super().startService()
+        if self.demo:
+            self._announce_demo()
         self.event_log.append("gateway", "started", version=__version__)
 
     @defer.inlineCallbacks
