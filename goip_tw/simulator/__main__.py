@@ -16,8 +16,10 @@ def parse_args(argv=None):
                                 description="Simulated GSM/LTE modules on pseudo-terminals.")
     p.add_argument("--modules", type=int, default=2, help="number of modules (1-32)")
     p.add_argument("--slots", type=int, default=4, help="SIM slots per module (1-4)")
-    p.add_argument("--dialect", choices=("quectel", "simcom", "mixed"), default="quectel",
-                   help="AT dialect; mixed alternates Quectel and SIMCom")
+    p.add_argument("--dialect", choices=("quectel", "simcom", "huawei", "mixed"),
+                   default="quectel",
+                   help="AT dialect (Quectel EC25, SIMCom SIM7600, Huawei ME909s); "
+                        "mixed alternates Quectel and SIMCom")
     p.add_argument("--control-port", type=int, default=8765,
                    help="JSON control port on 127.0.0.1 (0 = any free port, -1 = off)")
     p.add_argument("--link-dir", default=None,

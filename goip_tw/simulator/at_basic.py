@@ -6,7 +6,9 @@ sections 5 (identification, ``+CSCS``, ``+CMEE``), 7 (``+CNUM``, ``+CREG``,
 (``+CGATT``, ``+CGREG``, ``+CEREG``); Quectel EC2x AT Commands Manual
 (``+QCCID``, ``+QNWINFO``, ``+QSPN``, ``+QCFG``, ``+QINDCFG``, ``+QPINC``,
 ``+QDSIM``, ``+QMIC``, ``+QRXGAIN``, ``+QPCMV``); SIMCom SIM7500/SIM7600 AT
-Command Manual (``+CICCID``, ``+CPCMREG``, ``+SPIC``).
+Command Manual (``+CICCID``, ``+CPCMREG``, ``+SPIC``); Huawei ME909s / MU509
+AT Command Interface Specifications (``I`` layout, ``+CMIC``; the ``^`` commands are
+in :mod:`.at_huawei`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def info(module, cmd):
     if module.dialect == "simcom":
         return [f"Manufacturer: {ident.manufacturer}", f"Model: {ident.model}",
                 f"Revision: {ident.revision}", f"IMEI: {module.imei}", "+GCAP: +CGSM"]
+    if module.dialect == "huawei":
+        return [f"Manufacturer: {ident.manufacturer}", f"Model: {ident.model}",
+                f"Revision: {ident.revision}", f"IMEI: {module.imei}",
+                "+GCAP: +CGSM,+DS,+ES"]
     return [ident.manufacturer, ident.model, f"Revision: {ident.revision}"]
 
 
@@ -456,9 +462,11 @@ def colp(module, cmd):
     return _bool_setting(module, cmd, "colp")
 
 
-@command("+CMICGAIN", "+COUTGAIN", "+CMIC", dialects=S)
+@command("+CMICGAIN", "+COUTGAIN", dialects=S)
+@command("+CMIC", dialects=S + ("huawei",))
 def simcom_gain(module, cmd):
-    """SIMCom gain levels (SIM7500/7600 manual): CMICGAIN/COUTGAIN 0-8, CMIC 0-15."""
+    """SIMCom gain levels (SIM7500/7600 manual): CMICGAIN/COUTGAIN 0-8, CMIC 0-15;
+    Huawei's AT+CMIC (MU509 spec, audio commands) takes a level in the same place."""
     hi = 15 if cmd.name == "+CMIC" else 8
     store = module.settings.simcom_gain
     if cmd.kind == "read":

@@ -2,13 +2,16 @@
 
 The start-up sequence and URCs follow the Quectel EC2x AT Commands Manual
 (``RDY``, ``+CPIN: READY``, ``+QUSIM: 1``, ``+QIND: SMS DONE``/``PB DONE``)
-and the SIMCom SIM7500/SIM7600 AT Command Manual (``RDY``, ``+CPIN: READY``,
-``SMS DONE``, ``PB DONE``).  Registration URCs follow 3GPP TS 27.007 sections
+the SIMCom SIM7500/SIM7600 AT Command Manual (``RDY``, ``+CPIN: READY``,
+``SMS DONE``, ``PB DONE``) and the Huawei ME909s / MU509 AT Command Interface
+Specifications (``^SYSSTART``, ``^SIMST``, ``^RSSI``; the Huawei command set itself
+is in :mod:`.at_huawei`).  Registration URCs follow 3GPP TS 27.007 sections
 7.2 (``+CREG``), 10.1.19 (``+CGREG``) and 10.1.22 (``+CEREG``).
 
 The AT port carries commands; the voice port carries 8 kHz s16le mono PCM in
 320-byte frames, as the EC2x USB audio port does after ``AT+QPCMV=1,0`` and the
-SIM7600 after ``AT+CPCMREG=1``.
+SIM7600 after ``AT+CPCMREG=1`` and a Huawei module after ``AT^CVOICE=0`` plus
+``AT^DDSETEX=2``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class Identity:
 IDENTITIES = {
     "quectel": Identity("Quectel", "EC25", "EC25EFAR06A06M4G"),
     "simcom": Identity("SIMCOM INCORPORATED", "SIMCOM_SIM7600G-H", "LE20B04SIM7600G22"),
+    # Huawei E-series dongles (E173, E1752) answer AT+CGMI with a lower-case
+    # "huawei"; the model is an LTE module so the gateway sees 4G.
+    "huawei": Identity("huawei", "ME909s-120", "11.617.01.00.00"),
 }
 
 
@@ -93,6 +99,9 @@ class Settings:
     http_url: str = ""
     cssn: tuple = (0, 0)
     simcom_gain: dict = attrs.field(factory=dict)
+    curc: int = 1  # Huawei ^CURC: unsolicited ^RSSI/^SRVST/... reports (on at boot)
+    ddsetex: int = 0  # Huawei ^DDSETEX: 2 = call audio to the voice port
+    ussdmode: int = 1  # Huawei ^USSDMODE: 1 = transparent (TE packs GSM 7-bit hex)
 
 
 @attrs.define
@@ -105,6 +114,7 @@ class CallLeg:
     number: str
     call: object = None
     ring_timer: object = None
+    connected: bool = False  # reached the active state once (Huawei ^CONN sent)
 
     @property
     def number_type(self) -> int:
@@ -171,6 +181,11 @@ class SimulatedModule(AtInterpreter):
         self.ussd_session = None
         self.http_body = None
         self.http_session = False
+        #: Huawei ^CVOICE mode, kept across resets like the module's NV item
+        #: (0 = voice over the USB PCM port); ``voice_capable`` False plays a
+        #: data-only firmware, which refuses ^CVOICE.
+        self.voice_mode = 0
+        self.voice_capable = True
         from .voice import ModuleVoice
 
         self.voice = ModuleVoice(self)
@@ -254,7 +269,7 @@ class SimulatedModule(AtInterpreter):
         self.timers.later(self.boot_delay, self._booted)
 
     def _booted(self) -> None:
-        self.urc("RDY")
+        self.urc("^SYSSTART" if self.dialect == "huawei" else "RDY")
         self.sim_init()
 
     def _power_down(self, reason: str) -> None:
@@ -309,6 +324,9 @@ class SimulatedModule(AtInterpreter):
             self.urc("+QUSIM: 1")
             self.timers.later(0.2, self.urc, "+QIND: SMS DONE")
             self.timers.later(0.3, self.urc, "+QIND: PB DONE")
+        elif self.dialect == "huawei":
+            if self.settings.curc:
+                self.urc("^SIMST:1")
         else:
             self.timers.later(0.2, self.urc, "SMS DONE")
             self.timers.later(0.3, self.urc, "PB DONE")
@@ -350,6 +368,8 @@ class SimulatedModule(AtInterpreter):
         if stat not in (1, 5):
             self.serving = None if stat != 5 else self.serving
         if urc and changed and self.plugged:
+            if self.dialect == "huawei" and self.settings.curc:
+                self.urc(f"^SRVST:{2 if stat in (1, 5) else 0}")
             for name in ("creg", "cgreg", "cereg"):
                 n = getattr(self.settings, name)
                 if n:
@@ -368,6 +388,8 @@ class SimulatedModule(AtInterpreter):
         self.rssi, self.ber = rssi, ber
         if self.dialect == "quectel" and self.settings.qind.get("csq"):
             self.urc(f'+QIND: "csq",{rssi},{ber}')
+        if self.dialect == "huawei" and self.settings.curc:
+            self.urc(f"^RSSI:{rssi}")
 
     def switch_slot(self, slot: int) -> None:
         """Bind another SIM slot; the module re-runs SIM initialisation."""
@@ -437,6 +459,10 @@ class SimulatedModule(AtInterpreter):
         if self.dialect == "quectel" and self.settings.qind.get("ccinfo"):
             self.urc(f'+QIND: "ccinfo",{leg.idx},{leg.direction},{leg.state},0,0,'
                      f'"{leg.number}",{leg.number_type}')
+        if self.dialect == "huawei":
+            from .at_huawei import call_progress
+
+            call_progress(self, leg)
 
     def apply_fault(self, kind: str, **params) -> None:
         """Inject a fault (see :mod:`.faults`); ValueError names a bad field."""

@@ -4,7 +4,8 @@ A request such as ``*111#`` opens a node; a node with children keeps the
 session open (``+CUSD: 1``, further action required) and the reply ``1``
 follows the child.  Replies come plain (DCS 15), as GSM 7-bit packed hex
 (DCS 15, as several Qualcomm-based modules show them) or as UCS2 hex (DCS 72,
-TS 23.038 section 5).  ``AT+CUSD=2`` cancels (``+CUSD: 2``).
+TS 23.038 section 5).  ``AT+CUSD=2`` cancels (``+CUSD: 2``).  A Huawei module
+in its transparent ``^USSDMODE`` takes and gives packed hex (see :mod:`.at_huawei`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class UssdService:
     def _send(self, module, mode: int, text: str, encoding: str) -> None:
         if not module.settings.cusd:  # TS 27.007: result code presentation off
             return
+        if transparent(module) and encoding != "ucs2" and gsm7.can_encode(text):
+            encoding = "gsm7packed"
         if encoding == "ucs2":
             module.urc(f'+CUSD: {mode},"{text.encode("utf-16-be").hex().upper()}",72')
         elif encoding == "gsm7packed" and gsm7.can_encode(text):
@@ -92,6 +95,26 @@ class UssdService:
             module.urc(f'+CUSD: {mode},"{text.encode("utf-16-be").hex().upper()}",72')
         else:
             module.urc(f'+CUSD: {mode},"{text}",15')
+
+
+def transparent(module) -> bool:
+    """Huawei ``^USSDMODE: 1``: strings cross the AT port as GSM 7-bit packed hex."""
+    return module.dialect == "huawei" and module.settings.ussdmode == 1
+
+
+def unpack_request(text: str) -> str:
+    """A packed-hex USSD request (TS 23.038 6.1.2.3: a 7-septet tail is padded with
+    CR, which we drop)."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise AtError(50) from None
+    if not raw or len(raw) > 160:
+        raise AtError(50)
+    septets = gsm7.unpack(raw, len(raw) * 8 // 7)
+    if len(raw) % 7 == 0 and septets and septets[-1] in (0, 13):
+        septets = septets[:-1]
+    return gsm7.decode(septets)
 
 
 @command("+CUSD")
@@ -113,7 +136,9 @@ def cusd(module, cmd):
         if not module.registered:
             raise AtError(30)
         text = params[1]
-        if module.settings.cscs == "UCS2":
+        if transparent(module):
+            text = unpack_request(text)
+        elif module.settings.cscs == "UCS2":
             try:
                 text = bytes.fromhex(text).decode("utf-16-be")
             except ValueError:

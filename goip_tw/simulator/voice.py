@@ -5,7 +5,8 @@ ANSWER``); 3GPP TS 27.007 6.5 (``+CHUP``), 7.6 (``+CLIP``), 7.12 (``+CCWA``),
 7.13 (``+CHLD``), 7.18 (``+CLCC``), C.2.10 (``+VTS``), 6.10 (``+CEER``); Quectel
 EC2x AT Commands Manual (``+QHUP``, ``+QTONEDET``, ``+QIND: "ccinfo"``);
 SIMCom SIM7500/SIM7600 AT Command Manual (``+CLCC`` URCs, ``+DDET``/
-``+RXDTMF``).  Release causes are TS 24.008 annex H values.
+``+RXDTMF``); Huawei ``^ORIG``/``^CONF``/``^CONN``/``^CEND``/``^DDTMF`` in
+:mod:`.at_huawei`.  Release causes are TS 24.008 annex H values.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class ModuleVoice:
         was = leg.state
         leg.state = 6
         m.call_state_changed(leg)
+        if m.dialect == "huawei":
+            from .at_huawei import call_end
+
+            return call_end(m, leg, cause, local=False, was=was)
         if m.dialect == "simcom" and call.answered is not None:
             secs = int((call.ended or 0) - call.answered)
             m.urc(f"VOICE CALL: END: {secs:06d}")
@@ -101,6 +106,10 @@ class ModuleVoice:
 
     def call_dtmf(self, call, digit: str) -> None:
         m = self.module
+        if m.dialect == "huawei":
+            from .at_huawei import dtmf_detected
+
+            return dtmf_detected(m, digit)
         if not m.settings.tonedet:
             return
         if m.dialect == "quectel":
@@ -135,6 +144,10 @@ class ModuleVoice:
         if leg in m.calls:
             m.calls.remove(leg)
         m.last_cause = cause
+        if m.dialect == "huawei":
+            from .at_huawei import call_end
+
+            call_end(m, leg, cause, local=True, was=leg.state)
         self.network.end_call(leg.call, cause, by=self)
 
 

@@ -30,8 +30,9 @@ class SimulatorSection:
     slots: int = setting(4, label="SIM slots per simulated module", min=1, max=4,
                          feature="F-104")
     dialect: str = setting("quectel", label="AT dialect",
-                           choices=("quectel", "simcom", "mixed"),
-                           help="mixed alternates Quectel EC25 and SIMCom SIM7600.")
+                           choices=("quectel", "simcom", "huawei", "mixed"),
+                           help="quectel = EC25, simcom = SIM7600, huawei = ME909s; "
+                                "mixed alternates Quectel EC25 and SIMCom SIM7600.")
     sim_pin: str = setting("", label="PIN of the simulated SIMs", check=_check_pin,
                            secret=True, help="Empty = PIN check disabled.")
     reg_delay: float = setting(2.0, label="Registration delay", unit="s", min=0.0, max=120.0,

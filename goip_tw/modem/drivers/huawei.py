@@ -6,6 +6,10 @@ Source: Huawei "ME909s Series LTE Module AT Command Interface Specification" and
 call URCs ^ORIG / ^CONF / ^CONN / ^CEND:<id>,<duration>,<end_status>[,<cc_cause>],
 ^RSSI:<rssi>, AT^ICCID?, AT^SYSINFOEX (sysmode 1 GSM, 3 WCDMA, 4 TD-SCDMA, 6 LTE),
 +CUSD strings as packed 7-bit hex (ModemManager's Huawei plugin does the same).
+AT^USSDMODE=0 asks the module to code USSD strings itself, since our requests go out
+as plain text; E-series firmware starts in the transparent mode 1 (packed hex both
+ways).  AT^DDSETEX=2 is repeated for every call (the routing of call audio to the
+PCM port lasts one call, which is why public Huawei voice drivers send it per call).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ class Huawei(Driver):
     urcs = {"^ORIG": False, "^CONF": False, "^CONN": False, "^CEND": False, "^RSSI": False,
             "^HCSQ": False, "^MODE": False, "^SYSSTART": False, "^SIMST": False,
             "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False}
-    init_commands = ("AT^CVOICE=0", "AT^CVOICE?", "AT^DDSETEX=2", "AT^CURC=1")
+    init_commands = ("AT^CVOICE=0", "AT^CVOICE?", "AT^DDSETEX=2", "AT^CURC=1",
+                     "AT^USSDMODE=0")
+    call_start_commands = ("AT^DDSETEX=2",)
     iccid_command = ("AT^ICCID?", "^ICCID")
     technology_command = "AT^SYSINFOEX"
     ussd_packed_hex = True
