@@ -189,7 +189,8 @@ def call_end(module, leg, cause, *, local: bool, was: int) -> None:
     """^CEND for one ended call; when it was the last, the voice routing ends."""
     call = leg.call
     answered = getattr(call, "answered", None)
-    duration = int(module.network.clock.seconds() - answered) if answered is not None else 0
+    now = module.network.clock.seconds()
+    duration = round(now - answered) if answered is not None else 0
     code = cause[0]
     if local:
         status = END_INCOMING_REJECTED if was in (4, 5) else END_CLIENT
