@@ -450,6 +450,11 @@ class SmppService(service.Service):
                           f"password={self.backend.password} port={self.port_number}")
         self.listening.callback(self.port_number)
 
+    def health_state(self) -> str:
+        if not self.running:
+            return "stopped"
+        return f"listening on {self.port_number}, {len(self.backend.sessions)} bound"
+
     def reconfig(self, old, new, changed) -> None:
         """Accounts and bind limits apply to the next bind; ports at the next start."""
         if not any(k.startswith("smpp.") for k in changed):

@@ -118,6 +118,12 @@ class SmsService(service.MultiService):
         level = check_user(users, user, password)
         return level is not None and allowed(level, "sms")
 
+    def health_state(self) -> str:
+        """/health: nothing private, just how much waits."""
+        if not self.running:
+            return "stopped"
+        return f"running, {self.queue.depth} queued"
+
     def web_resources(self) -> dict:
         """Mounted by goip_tw/web/service.py: GoIP's /default/en_US/*.html|xml."""
         if self.http_api is None:
