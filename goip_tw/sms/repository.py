@@ -287,13 +287,16 @@ def load_pending(conn) -> tuple[list[Outgoing], list[tuple[Outgoing, int, int, i
         (State.QUEUED.value, State.SENDING.value, State.ASSEMBLING.value)).fetchall()
     for r in rows:
         out = _outgoing(conn, r)
+        if out.sent_parts and r["sent_line"] is not None:
+            # Parts already left through this line: the rest must follow them there.
+            out = attrs.evolve(out, line=r["sent_line"])
         if out.state is State.SENDING:
             p = conn.execute("SELECT seq, line, expected_mr FROM sms_part WHERE message_id = ?"
                              " AND state = ?", (out.id, State.SENDING.value)).fetchone()
             if p is not None:
                 uncertain.append((out, p[0], p[1], p[2]))
                 continue
-            out = attrs.evolve(out, state=State.QUEUED, line=r["sent_line"] if out.sent_parts else out.line)
+            out = attrs.evolve(out, state=State.QUEUED)
         queued.append(out)
     return queued, uncertain
 

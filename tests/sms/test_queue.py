@@ -398,3 +398,33 @@ def test_voip_line_prefixes_route_sms_when_sms_has_none():
     assert router_from_config(SmsConfig(), groups).route("9123").lines == (3, 4)
     own = router_from_config(SmsConfig(line_prefixes=("5",)), voip)
     assert own.route("5123").lines == (1,)
+
+
+@pytest_twisted.inlineCallbacks
+def test_half_sent_message_resumes_on_its_line_after_restart(store, clock):
+    net = []
+    l1 = FakeLine(1, net)
+    q = yield start_queue(store, clock, [l1], retries=5, backoff=100)
+    a = yield q.submit(sub("h" * 300))  # 2 parts
+    yield settle(store, clock)
+    assert len(net) == 2
+    b = yield q.submit(sub("k" * 300))
+    # part 1 leaves, part 2 meets a +CMS ERROR: requeued, bound to line 1
+    orig = l1.send_part
+    calls = []
+
+    def flaky(recipient, text, concat, report):
+        calls.append(concat)
+        if concat and concat[2] == 2:
+            return defer.fail(cms(500))
+        return orig(recipient, text, concat, report)
+    l1.send_part = flaky
+    yield settle(store, clock)
+    q.stopService()
+    q2 = yield start_queue(store, clock, [FakeLine(2, net), FakeLine(1, net, mr=l1.mr)])
+    yield settle(store, clock)
+    sent_b = [(n[0], n[3][2]) for n in net if n[2].startswith("k")]
+    assert sent_b == [(1, 1), (1, 2)]
+    assert (yield q2.info(b.message))["state"] == "sent"
+    assert (yield q2.info(a.message))["state"] == "sent"
+    q2.stopService()
