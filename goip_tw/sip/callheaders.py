@@ -42,7 +42,14 @@ def mirror_direction(local_sdp: bytes, offer: bytes) -> bytes:
     with the o= version raised when the session changes (§8)."""
     from goip_tw.sip.dialog import hold_direction
 
-    wanted = b"a=" + _MIRROR[hold_direction(offer)].encode()
+    return with_direction(local_sdp, _MIRROR[hold_direction(offer)])
+
+
+def with_direction(local_sdp: bytes, direction: str) -> bytes:
+    """``local_sdp`` with its audio direction set to ``direction`` (a=sendonly for
+    hold, RFC 3264 §8.4) and the o= version raised when that changes anything
+    (§8: an unchanged description keeps its version)."""
+    wanted = b"a=" + direction.encode()
     lines = local_sdp.split(b"\r\n")
     out, found = [], False
     for line in lines:

@@ -33,6 +33,9 @@ VoIP -> GSM (an INVITE arrived and passed admission, F-425)::
                                     #   486, 408 no answer (F-431), mapped causes (F-432)
     leg.hangup()                    # BYE after answer; before answer a 480 reply
     leg.send_dtmf(digit, ms=100)    # SIP INFO application/dtmf-relay (F-427)
+    leg.hold(mode="sendonly")       # re-INVITE a=sendonly|inactive -> Deferred[int status]
+    leg.resume()                    # re-INVITE a=sendrecv -> Deferred[int status]
+                                    #   (both directions; goip_tw/sip/reinvite.py)
 
 GSM -> VoIP (a mobile call to be forwarded, F-463)::
 
@@ -56,8 +59,9 @@ Events (``leg.listener(event)``), all carry ``leg``:
     EarlyMedia(sdp)                  outbound: 183 (or 18x) with SDP
     Answered(sdp)                    outbound: 200 OK (ACK sent); inbound: ACK arrived
     Dtmf(digit, duration_ms)         INFO from the SIP side (RFC 4733 digits are media's)
-                                     (re-INVITEs for hold/resume are answered here,
-                                     mirroring the direction; no event)
+    Hold(held, sdp)                  a re-INVITE (or the ACK of a late offer) moved the
+                                     peer's SDP into hold (True) or out of it (False)
+    MediaChanged(sdp)                any other new SDP from the peer (re-target media)
     HungUp(by, reason)               by = "remote" | "local"; after answer
     Failed(code, reason)             outbound final non-2xx / timeout (408) /
                                      transport error or DNS failure (503) / local
@@ -130,7 +134,20 @@ class Failed:
     reason: str = ""
 
 
-CallEvent = Ringing | EarlyMedia | Answered | Dtmf | HungUp | Failed
+@attrs.frozen
+class Hold:
+    leg: Any = attrs.field(repr=False, eq=False)
+    held: bool = True
+    sdp: bytes = b""
+
+
+@attrs.frozen
+class MediaChanged:
+    leg: Any = attrs.field(repr=False, eq=False)
+    sdp: bytes = b""
+
+
+CallEvent = Ringing | EarlyMedia | Answered | Dtmf | Hold | MediaChanged | HungUp | Failed
 Listener = Callable[[Any], None]
 
 
@@ -163,6 +180,7 @@ from goip_tw.sip.callheaders import (CALLER_ID_MODES, caller_id_headers,  # noqa
                                      uri_user)
 from goip_tw.sip.dialog import Dialog, DialogTable, uri_address  # noqa: E402,F401
 from goip_tw.sip.message import NameAddr, Request, Response, SipParseError, SipURI  # noqa: E402
+from goip_tw.sip.reinvite import SessionUpdates  # noqa: E402
 from goip_tw.sip.transport import Address  # noqa: E402
 
 log = Logger(namespace="goip.sip.ua")
@@ -185,6 +203,20 @@ class _Leg:
         self.state = "new"
         self.local_sdp = b""
         self.remote_sdp = b""
+        self.updates = SessionUpdates(self)
+
+    def hold(self, mode: str = "sendonly") -> defer.Deferred:
+        """Put the peer on hold by re-INVITE (RFC 3264 §8.4); Deferred[final status]."""
+        return self.updates.change(mode)
+
+    def resume(self) -> defer.Deferred:
+        return self.updates.change(None)
+
+    def drop(self, reason: str) -> None:
+        """End an established call from the SIP layer itself (BYE, HungUp local)."""
+        self._stop_2xx()
+        self._send_bye()
+        self._end(HungUp(self, by="local", reason=reason))
 
     def _emit(self, event) -> None:
         try:
@@ -215,6 +247,7 @@ class _Leg:
         if self.ended:
             return
         self.state = "failed" if isinstance(event, Failed) else "ended"
+        self.updates.stop()
         self.core._forget(self)
         self._emit(event)
 
@@ -236,15 +269,7 @@ class _Leg:
             if found:
                 self._emit(Dtmf(self, digit=found[0], duration_ms=found[1]))
         elif method == "INVITE":
-            # re-INVITE (hold/resume, session refresh): same media, mirrored direction
-            resp = req.make_response(200)
-            resp.headers.add("Contact", self.core.contact(self.account))
-            if self.local_sdp:
-                if req.body:
-                    self.local_sdp = mirror_direction(self.local_sdp, req.body)
-                resp.headers.add("Content-Type", SDP)
-                resp.body = self.local_sdp
-            txn.respond(resp)
+            self.updates.reinvite_received(txn)   # hold/resume, refresh (reinvite.py)
         elif method in ("OPTIONS", "UPDATE", "NOTIFY"):
             txn.respond(req.make_response(200))
         else:
@@ -352,8 +377,9 @@ class InboundLeg(_Leg):
             self._stop_2xx()
             self.state = "confirmed"
             if request.body and not self.remote_sdp:
-                self.remote_sdp = request.body
+                self.remote_sdp = request.body    # late offer: the ACK has the answer
             self._emit(Answered(self, sdp=self.remote_sdp))
+            self.updates.kick()
 
     def reject(self, code: int, reason: str | None = None) -> None:
         if self.state in ("offered", "early"):
@@ -549,6 +575,8 @@ class UaCore:
 
     def ack_received(self, request: Request, source) -> None:
         leg = self.find(request)
+        if leg is None or leg.updates.ack_received(request):
+            return
         if isinstance(leg, InboundLeg):
             leg.ack_received(request)
 
