@@ -158,7 +158,8 @@ class MediaService(service.Service):
         return sdp.build_audio(self.address, st.port, [codec], dtmf_pt=remote_dtmf,
                                ptime=st.media.ptime,
                                direction=sdp.answer_direction(desc.direction),
-                               crypto=crypto_line, session_id=st.port, version=st.version)
+                               crypto=crypto_line, session_id=st.port, version=st.version,
+                               answer_to=desc)
 
     def _answer_crypto(self, st: _LegState, desc: sdp.AudioDescription) -> str | None:
         mode = self.config.srtp

@@ -28,6 +28,7 @@ from __future__ import annotations
 import attrs
 
 from goip_tw.sip.message import NameAddr, Request, Response, SipParseError, SipURI
+from goip_tw.sip.sdp import offered_direction
 from goip_tw.sip.transport import Address
 
 DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE",
@@ -236,22 +237,7 @@ def check_request(request: Request, allow=DEFAULT_ALLOW,
 
 def hold_direction(sdp: bytes) -> str:
     """The offered audio direction: sendonly/inactive/recvonly/sendrecv (RFC 3264 §8.4)."""
-    text = sdp.decode("utf-8", "replace")
-    direction = "sendrecv"
-    zero = False
-    in_audio = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("m="):
-            in_audio = line.startswith("m=audio")
-        elif line.startswith("c=") and (line.endswith(" 0.0.0.0") or line.endswith(" ::")):
-            zero = True
-        elif line[2:] in ("sendrecv", "sendonly", "recvonly", "inactive") and (
-                line.startswith("a=") and in_audio is not False):
-            direction = line[2:]
-    if zero and direction == "sendrecv":
-        direction = "sendonly"  # RFC 2543 hold
-    return direction
+    return offered_direction(sdp)
 
 
 def is_hold(sdp: bytes) -> bool:

@@ -16,7 +16,8 @@ Public API:
   field), ``Session.to_bytes()``; ``Media`` per ``m=`` line with ``rtpmap``,
   ``fmtp``, ``direction``, ``ptime``, ``crypto``, ``codecs()``.
 - ``parse_audio(data) -> AudioDescription``: lenient about lines it does not need
-  (no ``o=`` is fine), strict about the audio stream itself.
+  (no ``o=`` is fine), strict about the audio stream itself;
+  ``offered_direction(data)`` for hold detection (never raises).
 - ``make_offer(address, port, codecs, ptime=20, dtmf_pt=101, direction=..., crypto=None)``.
 - ``make_answer(offer, address, port, codecs, ptime=20, dtmf=True, ...)``:
   codecs in *our* configured order (F-440; §6.1 lets the answerer choose), the
@@ -25,7 +26,8 @@ Public API:
   codec's minimum; ``NoCommonCodec`` (answer 488) when nothing matches.
 - ``build_audio(address, port, codec_list, ...) -> bytes``: our one audio stream
   from codec objects (``name``, ``payload_type``, ``clock_rate``, ``fmtp``), with
-  comfort noise (RFC 3389) and ``a=crypto`` (profile ``RTP/SAVP``) when asked.
+  comfort noise (RFC 3389) and ``a=crypto`` (profile ``RTP/SAVP``) when asked;
+  ``answer_to=`` the parsed offer keeps the offer's stream count.
 - ``negotiate(description, our_codecs)``: the codecs both sides have, in the
   offer's order, renumbered to the offer's payload types.
 - ``hold(session, mode="sendonly"|"inactive")`` / ``resume(session)`` for our
@@ -214,6 +216,14 @@ class Session:
     def address_of(self, media: Media) -> str | None:
         return media.connection or self.connection
 
+    def direction_of(self, media: Media) -> str:
+        """The stream's direction; a session-level one applies to streams without
+        their own (RFC 4566 §6)."""
+        for k, _ in media.attributes + self.attributes:
+            if k in DIRECTIONS:
+                return k
+        return "sendrecv"
+
 
 def _media_line(value: str) -> dict:
     """One ``m=<media> <port>[/<count>] <proto> <fmt> ...`` line (RFC 4566 §5.14)."""
@@ -243,6 +253,9 @@ class AudioDescription:
     direction: str = "sendrecv"
     profile: str = "RTP/AVP"
     crypto: tuple[str, ...] = ()
+    #: the whole description and where this stream is in it, to shape an answer
+    session: Session | None = attrs.field(default=None, eq=False, repr=False)
+    index: int = attrs.field(default=0, eq=False)
 
     def codec_name(self, pt: int) -> str | None:
         if pt in self.rtpmap:
@@ -259,9 +272,12 @@ class AudioDescription:
 def parse_audio(data: bytes | str) -> AudioDescription:
     """The remote audio stream; ``SdpError`` names what is missing or wrong."""
     session = Session.parse(data, strict=False)
-    m = next((m for m in session.media if m.kind == "audio"), None)
-    if m is None:
+    audio = [i for i, m in enumerate(session.media) if m.kind == "audio"]
+    if not audio:
         raise SdpError("m", "no m=audio line")
+    # the first stream in use; a refused one (port 0) only when it is all there is
+    index = next((i for i in audio if session.media[i].port), audio[0])
+    m = session.media[index]
     try:
         pts = tuple(int(p) for p in m.formats)
     except ValueError:
@@ -280,11 +296,20 @@ def parse_audio(data: bytes | str) -> AudioDescription:
             raise SdpError("ptime", f"a=ptime {raw_ptime!r} is not a number") from None
     rtpmap = {int(pt): v for pt, v in m.rtpmap.items() if pt.isdigit()}
     fmtp = {int(pt): v for pt, v in m.fmtp.items() if pt.isdigit()}
-    direction = m.direction
+    direction = session.direction_of(m)
     if address in NULL_ADDRESSES and direction == "sendrecv":
         direction = "sendonly"  # RFC 2543-style hold
     return AudioDescription(address, m.port, pts, rtpmap, fmtp, ptime, direction, m.proto,
-                            m.crypto)
+                            m.crypto, session, index)
+
+
+def offered_direction(data: bytes | str) -> str:
+    """The audio direction a (re-)offer asks for, hold included (RFC 3264 §8.4,
+    ``c=0.0.0.0`` as in RFC 2543); ``sendrecv`` when the body has no usable audio."""
+    try:
+        return parse_audio(data).direction
+    except SdpError:
+        return "sendrecv"
 
 
 def _ip(addr: str) -> str:
@@ -315,6 +340,11 @@ def _audio_media(port, chosen, dtmf_pt, ptime, direction, *, proto="RTP/AVP",
         attrs_.append(("crypto", crypto))
     attrs_.append((direction, None))
     return Media("audio", port, proto, tuple(formats), None, tuple(attrs_))
+
+
+def _refused(m: Media) -> Media:
+    """An answer line refusing an offered stream: port 0, one format (RFC 3264 §6)."""
+    return Media(m.kind, 0, m.proto, m.formats[:1])
 
 
 def _ours(address, media, session_id, version) -> Session:
@@ -368,7 +398,7 @@ def make_answer(offer: Session, address: str, port: int, codecs, ptime: int = 20
     for m in offer.media:
         if used or m.kind != "audio" or m.port == 0 or m.proto not in RTP_PROFILES or (
                 m.proto == "RTP/SAVP" and not crypto):
-            answered.append(Media(m.kind, 0, m.proto, m.formats[:1]))
+            answered.append(_refused(m))
             continue
         offered = m.codecs()
         chosen = []
@@ -392,7 +422,7 @@ def make_answer(offer: Session, address: str, port: int, codecs, ptime: int = 20
         want = max(ptime, *(MIN_PTIME.get(n, 10) for _, n, _, _ in chosen))
         if m.ptime and m.ptime > want:
             want = m.ptime
-        direction = answer_direction(m.direction, local_direction)
+        direction = answer_direction(offer.direction_of(m), local_direction)
         answered.append(_audio_media(port, chosen, dtmf_pt, want, direction, proto=m.proto,
                                      crypto=crypto if m.proto == "RTP/SAVP" else None))
         used = True
@@ -403,12 +433,18 @@ def make_answer(offer: Session, address: str, port: int, codecs, ptime: int = 20
 
 def build_audio(address: str, port: int, codec_list, *, dtmf_pt: int | None = 101,
                 ptime: int = 20, direction: str = "sendrecv", crypto: str | None = None,
-                session_id: int = 1, version: int = 1, cn: bool = False) -> bytes:
-    """Our one audio stream (offer or answer) from codec objects, in their order."""
+                session_id: int = 1, version: int = 1, cn: bool = False,
+                answer_to: AudioDescription | None = None) -> bytes:
+    """Our one audio stream from codec objects, in their order: an offer, or with
+    ``answer_to`` an answer with every other offered stream refused (RFC 3264 §6)."""
     chosen = [(c.payload_type, c.name, c.clock_rate, c.fmtp) for c in codec_list]
-    media = _audio_media(port, chosen, dtmf_pt, ptime, direction,
-                         proto="RTP/SAVP" if crypto else "RTP/AVP", crypto=crypto, cn=cn)
-    return _ours(address, [media], session_id, version).to_bytes()
+    ours = _audio_media(port, chosen, dtmf_pt, ptime, direction,
+                        proto="RTP/SAVP" if crypto else "RTP/AVP", crypto=crypto, cn=cn)
+    media = [ours]
+    if answer_to is not None and answer_to.session is not None:
+        media = [ours if i == answer_to.index else _refused(m)
+                 for i, m in enumerate(answer_to.session.media)]
+    return _ours(address, media, session_id, version).to_bytes()
 
 
 def negotiate(offer: AudioDescription, our_codecs) -> list:

@@ -6,6 +6,7 @@ from goip_tw.config.sections.media import MediaConfig
 from goip_tw.media import codecs
 from goip_tw.media.interfaces import FrameQueue
 from goip_tw.media.service import MediaService, build_service
+from goip_tw.sip import sdp
 
 
 class Line:
@@ -164,3 +165,24 @@ def test_bad_answer_is_reported_not_raised():
     assert svc.remote_sdp(leg, b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n") is False
     assert svc.remote_sdp(leg, b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 8\r\n") is True
     svc.release(leg)
+
+
+def test_answer_keeps_the_offers_stream_count():
+    """RFC 3264 §6: a video stream next to the audio one is refused with port 0 in
+    an answer that still has one m= line per offered stream (goip_tw.sip.sdp)."""
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43760, rtp_port_max=43779, codecs=("PCMA",))
+    svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
+    leg = Leg()
+    offer = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+             b"m=video 5002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+             b"m=audio 5000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+             b"a=sendonly\r\n")
+    answer = sdp.Session.parse(svc.local_sdp(leg, offer))
+    assert [(m.kind, m.port == 0) for m in answer.media] == [("video", True), ("audio", False)]
+    audio = answer.media[1]
+    assert audio.formats == ("8", "101") and audio.direction == "recvonly"
+    assert audio.port in svc.ports.in_use
+    assert svc.codec_of(leg) == "PCMA"
+    svc.release(leg)
+    assert not svc.ports.in_use

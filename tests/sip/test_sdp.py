@@ -166,3 +166,38 @@ def test_offer_and_answer_with_sdes_crypto():
     # RFC 4568: an SRTP stream we hold no key for is refused, so nothing is left
     with pytest.raises(NoCommonCodec):
         make_answer(offer, "127.0.0.1", 5000, ["PCMU"])
+
+
+def test_session_level_direction_applies_to_streams_without_one():
+    # RFC 4566 §6: a=sendonly before the first m= line holds every stream
+    held = AUDIO.replace(b"t=0 0\r\n", b"t=0 0\r\na=sendonly\r\n").replace(b"a=sendrecv\r\n", b"")
+    assert sdp.parse_audio(held).direction == "sendonly"
+    assert sdp.offered_direction(held) == "sendonly"
+    answer = make_answer(Session.parse(held), "127.0.0.1", 4000, ["PCMU"])
+    assert answer.audio().direction == "recvonly"
+    # the stream's own attribute wins
+    own = held.replace(b"a=ptime:20", b"a=ptime:20\r\na=inactive")
+    assert sdp.offered_direction(own) == "inactive"
+
+
+@pytest.mark.parametrize("body, direction", [
+    (AUDIO, "sendrecv"),
+    (AUDIO.replace(b"a=sendrecv", b"a=recvonly"), "recvonly"),
+    (AUDIO.replace(b"IN IP4 127.0.0.1\r\nt", b"IN IP4 0.0.0.0\r\nt"), "sendonly"),
+    (b"", "sendrecv"),
+    (b"m=audio x\r\n", "sendrecv"),  # unusable bodies never raise
+    (b"\xff\xfe" * 40, "sendrecv"),
+])
+def test_offered_direction(body, direction):
+    assert sdp.offered_direction(body) == direction
+
+
+def test_parse_audio_prefers_the_stream_in_use():
+    two = AUDIO.replace(b"m=audio 5004", b"m=audio 0 RTP/SAVP 0\r\nm=audio 5004")
+    d = sdp.parse_audio(two)
+    assert (d.port, d.index, d.profile) == (5004, 1, "RTP/AVP")
+    answer = Session.parse(sdp.build_audio("127.0.0.1", 4000, [codecs.PCMU], answer_to=d))
+    assert [(m.kind, m.port, m.proto) for m in answer.media] == [
+        ("audio", 0, "RTP/SAVP"), ("audio", 4000, "RTP/AVP")]
+    only_refused = sdp.parse_audio(AUDIO.replace(b"m=audio 5004", b"m=audio 0"))
+    assert only_refused.port == 0 and only_refused.index == 0
