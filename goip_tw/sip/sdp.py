@@ -48,6 +48,8 @@ STATIC = {0: ("PCMU", 8000), 3: ("GSM", 8000), 8: ("PCMA", 8000), 9: ("G722", 80
 CN_PAYLOAD_TYPE = 13
 #: Smallest packet time a codec can carry, in ms (G.729 frames are 10 ms).
 MIN_PTIME = {"G729": 10, "PCMU": 10, "PCMA": 10, "G722": 10, "GSM": 20}
+#: Longest packet time we accept from a peer, in ms.
+MAX_PTIME = 1000
 #: Addresses that mean "do not send" (RFC 2543-style hold, RFC 3264 §8.4).
 NULL_ADDRESSES = ("0.0.0.0", "::")
 
@@ -88,7 +90,7 @@ class Media:
                 pt, _, enc = v.strip().partition(" ")
                 name, _, rest = enc.strip().partition("/")
                 rate = rest.partition("/")[0]
-                out[pt] = (name.upper(), int(rate) if rate.isdigit() else 8000)
+                out[pt] = (name.upper(), int(rate) if _digits(rate) else 8000)
         return out
 
     @property
@@ -108,7 +110,7 @@ class Media:
         for pt in self.formats:
             if pt in rtpmap:
                 out.append((pt, *rtpmap[pt]))
-            elif pt.isdigit() and int(pt) in STATIC:
+            elif _digits(pt) and int(pt) in STATIC:
                 out.append((pt, *STATIC[int(pt)]))
         return out
 
@@ -121,10 +123,9 @@ class Media:
 
     @property
     def ptime(self) -> int | None:
-        v = self.attr("ptime")
         try:
-            return int(float(v)) if v else None
-        except ValueError:
+            return _ptime(self.attr("ptime"))
+        except SdpError:
             return None
 
 
@@ -160,7 +161,7 @@ class Session:
             cur = media[-1] if media else None
             if kind == "o":
                 parts = value.split()
-                if len(parts) != 6 or not parts[2].isdigit():
+                if len(parts) != 6 or not _digits(parts[2]):
                     raise SdpError("o", f"bad origin {value[:60]!r}")
                 origin = (parts[0], parts[1], int(parts[2]), parts[5])
             elif kind == "s":
@@ -232,7 +233,7 @@ def _media_line(value: str) -> dict:
     if len(parts) < 4:
         raise SdpError("m", f"m={kind} line {value[:60]!r} has no payload types")
     port = parts[1].split("/")[0]
-    if not port.isdigit():
+    if not _digits(port):
         raise SdpError("m", f"m={kind} port {parts[1][:20]!r} is not a number")
     if int(port) > 65535:
         raise SdpError("m", f"m={kind} port {port} out of range")
@@ -278,24 +279,17 @@ def parse_audio(data: bytes | str) -> AudioDescription:
     # the first stream in use; a refused one (port 0) only when it is all there is
     index = next((i for i in audio if session.media[i].port), audio[0])
     m = session.media[index]
-    try:
-        pts = tuple(int(p) for p in m.formats)
-    except ValueError:
-        raise SdpError("m", "m=audio payload types must be numbers") from None
+    if not all(_digits(p) for p in m.formats):
+        raise SdpError("m", "m=audio payload types must be numbers")
+    pts = tuple(int(p) for p in m.formats)
     if any(not 0 <= p <= 127 for p in pts):
         raise SdpError("m", "m=audio payload type out of range")
     address = session.address_of(m)
     if address is None:
         raise SdpError("c", "no c= connection address for m=audio")
-    raw_ptime = m.attr("ptime")
-    ptime = None
-    if raw_ptime is not None:
-        try:
-            ptime = int(float(raw_ptime))
-        except ValueError:
-            raise SdpError("ptime", f"a=ptime {raw_ptime!r} is not a number") from None
-    rtpmap = {int(pt): v for pt, v in m.rtpmap.items() if pt.isdigit()}
-    fmtp = {int(pt): v for pt, v in m.fmtp.items() if pt.isdigit()}
+    ptime = _ptime(m.attr("ptime"))
+    rtpmap = {int(pt): v for pt, v in m.rtpmap.items() if _digits(pt)}
+    fmtp = {int(pt): v for pt, v in m.fmtp.items() if _digits(pt)}
     direction = session.direction_of(m)
     if address in NULL_ADDRESSES and direction == "sendrecv":
         direction = "sendonly"  # RFC 2543-style hold
@@ -310,6 +304,25 @@ def offered_direction(data: bytes | str) -> str:
         return parse_audio(data).direction
     except SdpError:
         return "sendrecv"
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts e.g. "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _ptime(value: str | None) -> int | None:
+    """``a=ptime`` in ms (RFC 4566 §6; decimals allowed), bounded so a hostile value
+    cannot size our buffers."""
+    if value is None or not value.strip():
+        return None
+    try:
+        ms = float(value)
+    except ValueError:
+        raise SdpError("ptime", f"a=ptime {value[:20]!r} is not a number") from None
+    if not 1 <= ms <= MAX_PTIME:
+        raise SdpError("ptime", f"a=ptime {value[:20]!r} out of range 1-{MAX_PTIME}")
+    return int(ms)
 
 
 def _ip(addr: str) -> str:

@@ -1,4 +1,5 @@
 import attrs
+import pytest
 import pytest_twisted
 from twisted.internet import task
 
@@ -185,4 +186,24 @@ def test_answer_keeps_the_offers_stream_count():
     assert audio.port in svc.ports.in_use
     assert svc.codec_of(leg) == "PCMA"
     svc.release(leg)
+    assert not svc.ports.in_use
+
+
+def test_hostile_numbers_in_sdp_are_refused_not_raised():
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43780, rtp_port_max=43799, codecs=("PCMA",))
+    svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
+    leg = Leg()
+    svc.local_sdp(leg, None)
+    base = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 8\r\n"
+    for bad in ("a=ptime:inf\r\n", "a=ptime:1e400\r\n", "a=ptime:nan\r\n"):
+        assert svc.remote_sdp(leg, (base + bad).encode()) is False
+    assert svc.remote_sdp(leg, "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio \u00b2 RTP/AVP 8\r\n"
+                          .encode()) is False
+    other = Leg()
+    with pytest.raises(sdp.SdpError, match="ptime"):
+        svc.local_sdp(other, (base + "a=ptime:99999\r\n").encode())  # the caller answers 488
+    assert svc.remote_sdp(leg, (base + "a=ptime:30\r\n").encode()) is True
+    svc.release(leg)
+    svc.release(other)
     assert not svc.ports.in_use

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from goip_tw.media import codecs
 from goip_tw.sip import sdp
@@ -95,6 +97,12 @@ def test_parse_audio_and_negotiate_in_the_offerers_order():
     (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 128\r\n", "payload"),
     (b"v=0\r\nc=IN IP4\r\nm=audio 4000 RTP/AVP 0\r\n", "c="),
     (b"garbage", "m=audio"),
+    # numbers Python reads but SDP does not, and values that would size our buffers
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:inf\r\n", "ptime"),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:1e400\r\n", "ptime"),
+    (b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:nan\r\n", "ptime"),
+    ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio \u00b2 RTP/AVP 0\r\n".encode(), "port"),
+    ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP \u00b2\r\n".encode(), "payload"),
 ])
 def test_parse_audio_errors_name_the_field(text, field):
     with pytest.raises(sdp.SdpError, match=field):
@@ -192,6 +200,16 @@ def test_offered_direction(body, direction):
     assert sdp.offered_direction(body) == direction
 
 
+def test_odd_numbers_in_the_full_model_are_named_errors_or_ignored():
+    base = "v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+    with pytest.raises(SdpError, match="origin"):
+        Session.parse("v=0\r\no=a 1 \u00b2 IN IP4 1.2.3.4\r\n".encode())
+    audio = Session.parse((base + "m=audio 4000 RTP/AVP 0 \u00b2\r\n"
+                           "a=rtpmap:\u00b2 PCMA/\u00b2\r\na=ptime:inf\r\n").encode()).audio()
+    assert audio.codecs() == [("0", "PCMU", 8000), ("\u00b2", "PCMA", 8000)]
+    assert audio.ptime is None
+
+
 def test_parse_audio_prefers_the_stream_in_use():
     two = AUDIO.replace(b"m=audio 5004", b"m=audio 0 RTP/SAVP 0\r\nm=audio 5004")
     d = sdp.parse_audio(two)
@@ -201,3 +219,22 @@ def test_parse_audio_prefers_the_stream_in_use():
         ("audio", 0, "RTP/SAVP"), ("audio", 4000, "RTP/AVP")]
     only_refused = sdp.parse_audio(AUDIO.replace(b"m=audio 5004", b"m=audio 0"))
     assert only_refused.port == 0 and only_refused.index == 0
+
+
+_LINES = st.sampled_from([
+    "v=0", "o=a 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "c=IN IP6 ::", "t=0 0",
+    "m=audio 4000 RTP/AVP 0 8 101", "m=video 0 RTP/AVP 31", "m=audio 4000 RTP/SAVP 8",
+    "a=rtpmap:101 telephone-event/8000", "a=ptime:20", "a=sendonly", "a=inactive",
+    "a=crypto:" + KEY, "b=AS:64"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_LINES, st.text(max_size=30)), max_size=12))
+def test_any_input_gives_a_description_or_a_named_error(lines):
+    body = "\r\n".join(lines).encode("utf-8", "surrogatepass")
+    for parse in (Session.parse, lambda b: Session.parse(b, strict=False), sdp.parse_audio):
+        try:
+            parse(body)
+        except SdpError as e:
+            assert e.field
+    assert sdp.offered_direction(body) in sdp.DIRECTIONS
