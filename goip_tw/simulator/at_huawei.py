@@ -30,7 +30,7 @@ other dialects and live in :mod:`.at_basic`, :mod:`.voice` and :mod:`.ussd`.
 
 from __future__ import annotations
 
-from .at import AtError, command
+from .at import AtError, command, flag_setting
 from .at_basic import require_sim
 
 H = ("huawei",)
@@ -83,22 +83,12 @@ def ddsetex(module, cmd):
 
 @command("^CURC", dialects=H)
 def curc(module, cmd):
-    if cmd.kind == "read":
-        return [f"^CURC:{module.settings.curc}"]
-    if cmd.kind == "test":
-        return ["^CURC:(0,1)"]
-    module.settings.curc = cmd.int_param(0, lo=0, hi=1)
-    return []
+    return flag_setting(module, cmd, "curc")
 
 
 @command("^USSDMODE", dialects=H)
 def ussdmode(module, cmd):
-    if cmd.kind == "read":
-        return [f"^USSDMODE:{module.settings.ussdmode}"]
-    if cmd.kind == "test":
-        return ["^USSDMODE:(0-1)"]
-    module.settings.ussdmode = cmd.int_param(0, lo=0, hi=1)
-    return []
+    return flag_setting(module, cmd, "ussdmode")
 
 
 def _service(module):

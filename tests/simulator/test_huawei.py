@@ -14,7 +14,8 @@ from goip_tw.simulator import __main__ as cli
 from goip_tw.simulator.audio import dominant_frequency
 from goip_tw.simulator.service import build_network
 
-from .conftest import pump, ready
+from .conftest import ready
+from .test_voice import play
 
 H = ["huawei", "huawei"]
 
@@ -30,16 +31,6 @@ def packed(text: str) -> str:
 def unpacked(hex_text: str) -> str:
     raw = bytes.fromhex(hex_text)
     return gsm7.decode(gsm7.unpack(raw, len(raw) * 8 // 7)).rstrip("@\r")
-
-
-def play(s, voice, frame, ticks):
-    got = b""
-    for _ in range(ticks):
-        voice.write(frame)
-        s.reactor.advance(0.02)
-        pump(s.reactor)
-        got += voice.read()
-    return got
 
 
 def test_boot_urcs_and_identity(sim):
@@ -80,7 +71,7 @@ def test_system_info_and_signal(sim):
     assert c.lines("AT+CSQ") == [f"+CSQ: {module.rssi},99", "OK"]
     s.network.set_signal(module, 12)
     assert "^RSSI:12" in c.take()
-    assert c.lines("AT^CURC?") == ["^CURC:1", "OK"]
+    assert c.lines("AT^CURC?") == ["^CURC: 1", "OK"]
     c.cmd("AT^CURC=0")
     s.network.set_signal(module, 20)
     assert "^RSSI" not in c.take()
@@ -218,7 +209,7 @@ def test_voice_port_needs_ddsetex_for_every_call(sim):
 def test_transparent_and_plain_ussd(sim):
     s, (c,) = huawei(sim)
     module = s.network.modules[0]
-    assert c.lines("AT^USSDMODE?") == ["^USSDMODE:1", "OK"]
+    assert c.lines("AT^USSDMODE?") == ["^USSDMODE: 1", "OK"]
     assert c.lines('AT+CUSD=1,"*100#",15') == ["+CME ERROR: 50"]  # not packed hex
     assert c.lines(f'AT+CUSD=1,"{packed("*111#")}",15') == ["OK"]
     s.settle(1.5)
