@@ -11,6 +11,7 @@ from goip_tw.modem.audio import open_voice_port
 from goip_tw.simulator.audio import dominant_frequency, rms
 
 from .simhelp import PHONE, booted, make_network, sleep, wait_until
+from .test_line import rigs  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -281,3 +282,23 @@ def test_gains_and_unplug_during_call(net):
         yield sleep(0.05)
     finally:
         yield rig.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_line_service_on_a_huawei_module(rigs):
+    """The line service (state machine, JSON status, hot plug) with the Huawei driver."""
+    net, svc, add = rigs
+    line = add("huawei")
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered" and line.operator is not None,
+                     what="registered")
+    st = line.status()
+    assert st["model"] == "ME909s-120" and st["technology"] == "4G"
+    assert st["imei"] == line.module.imei and st["iccid"] == line.module.sim.iccid
+    assert st["own_number"] == line.module.sim.msisdn and st["volte"] is None
+    net.set_signal(line.module, 7)
+    yield wait_until(lambda: line.status()["signal"] == 7, what="^RSSI reaches the line")
+    line.module.replug()
+    yield wait_until(lambda: line.state != "registered", what="replug noticed")
+    yield wait_until(lambda: line.state == "registered", what="back after replug")
+    assert line.status()["model"] == "ME909s-120"
