@@ -80,6 +80,9 @@ class State:
     def timeout(self, call, name):
         pass
 
+    def parent_gone(self, call):
+        """Call waiting (waiting.py): the first call on the line ended."""
+
 
 @implementer(ISipLegListener, IMobileCallListener)
 class Call:
@@ -114,6 +117,10 @@ class Call:
         self.m1_digits: str | None = None
         self.waiting: dict = {}           # waiting mobile call -> [setup, caller, answer]
         self.mobile_held = False          # the SIP side holds the call (AT+CHLD=2)
+        self.parent = None                # waiting.py: the call this one waited on
+        self.waiting_child = None         # waiting.py: the waiting call's own Call
+        self.waiting_mode = None
+        self.switched_out = False         # our re-INVITE holds the leg for another call
         self.stats = MediaStats()
         self.on_end = None                # callback(call), used by the call test tool
 
@@ -281,7 +288,9 @@ class Call:
                 mcall.hangup()
         for mcall in list(self.waiting):
             self.waiting_ended(mcall, side=side if side != "mobile" else "gateway")
-        if self.line is not None:
+        others = [c for c in ctl.calls if c is not self and c.line == self.line
+                  and not c.ended]
+        if self.line is not None and not others:
             ctl.line_states.set(self.line, LineState.IDLE)
         log.info("call {call_id} line {line} {direction} ended by {side} "
                  "(sip {sip_code}, cause {cause})", call_id=self.call_id, line=self.line,
@@ -302,6 +311,11 @@ class Call:
         ctl.call_ended(self, record)
         if self.on_end is not None:
             self.on_end(self, record)
+        if self.parent is not None and self.parent.waiting_child is self:
+            self.parent.waiting_child = None
+        child, self.waiting_child = self.waiting_child, None
+        if child is not None and not child.ended:
+            child._dispatch("parent_gone")
 
 
 class Ended(State):

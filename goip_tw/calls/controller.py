@@ -84,6 +84,10 @@ class CallController:
         return sip_code_for(self.calls_config().cause_map, cause, text)
 
     def call_on_line(self, line: int) -> Call | None:
+        """The line's call (the first one, not a waiting call's own, waiting.py)."""
+        for call in self.calls:
+            if call.line == line and not call.ended and call.parent is None:
+                return call
         for call in self.calls:
             if call.line == line and not call.ended:
                 return call
@@ -309,11 +313,12 @@ class CallController:
     def hangup_line(self, line: int, reason: str = "limit reached") -> bool:
         """End the call on ``line`` now (F-470 "hang up now", F-1202 switch triggers,
         the web UI); False when the line has no call."""
-        call = self.call_on_line(line)
-        if call is None:
+        calls = [c for c in self.calls if c.line == line and not c.ended]
+        if not calls:
             return False
         log.info("line {line}: hanging up ({reason})", line=line, reason=reason)
-        call.end("gateway", sip_code=503, sip_reason=reason)
+        for call in calls:       # with call waiting (F-465) a line has two calls
+            call.end("gateway", sip_code=503, sip_reason=reason)
         return True
 
     def hangup_all(self, reason="gateway stopping"):

@@ -62,6 +62,12 @@ class ISipLeg(Interface):
     def hangup():
         """End the dialog: BYE when established, CANCEL/reject before."""
 
+    def hold(mode="sendonly"):
+        """re-INVITE putting the far end on hold (call waiting, F-465); Deferred[status]."""
+
+    def resume():
+        """re-INVITE taking the far end off hold; Deferred[status]."""
+
 
 class ISipLegListener(Interface):
     def leg_ringing(leg):

@@ -5,6 +5,12 @@ is the service's call handler); ``originate`` places GSM -> VoIP calls with
 ``sip.place_call``.  SDP comes from the media side: ``media.local_sdp(leg, offer)``
 builds our offer (offer None) or answer, ``media.remote_sdp(leg, sdp)`` takes the
 far end's answer, and ``media.release(leg)`` frees the RTP ports when the leg ends.
+
+Session changes (RFC 3261 §14): every new SDP from the far end -- a re-INVITE
+(``ua.Hold`` / ``ua.MediaChanged``), the answer in the ACK of a late offer
+(INVITE without SDP: our 200 carries the offer) or the answer to our own
+re-INVITE -- goes to ``media.remote_sdp`` so RTP follows it; ``hold()`` /
+``resume()`` send our re-INVITE (call waiting, F-465).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class SipLeg:
         self.listener = None
         self.sip_leg = None
         self._local_sdp = None
+        self._late_offer = False
         self._done = False
         if leg is not None:
             self.attach(leg)
@@ -48,7 +55,9 @@ class SipLeg:
 
     def _answer_sdp(self):
         if self._local_sdp is None:
-            self._local_sdp = self.media.local_sdp(self, self.sip_leg.remote_sdp or None)
+            offer = self.sip_leg.remote_sdp or None
+            self._late_offer = offer is None     # we offer in the 200; the ACK answers
+            self._local_sdp = self.media.local_sdp(self, offer)
         return self._local_sdp
 
     # -- commands ----------------------------------------------------------------------
@@ -73,6 +82,26 @@ class SipLeg:
     def send_dtmf(self, digit, duration_ms=100):
         self.sip_leg.send_dtmf(digit, duration_ms)
 
+    def hold(self, mode="sendonly"):
+        """re-INVITE putting the far end on hold (RFC 3264 §8.4); Deferred[status]."""
+        return self._reinvite(self.sip_leg.hold(mode))
+
+    def resume(self):
+        return self._reinvite(self.sip_leg.resume())
+
+    def _reinvite(self, d):
+        def done(status):
+            if 200 <= status < 300 and not self._done and self.sip_leg.remote_sdp:
+                self._remote(self.sip_leg.remote_sdp)
+            return status
+        return d.addCallback(done)
+
+    def _remote(self, sdp):
+        if self.media.remote_sdp(self, sdp) is not False:
+            return
+        log.warn("call {call_id}: the far end's new SDP is unusable; media unchanged",
+                 call_id=self.call_id)
+
     def _release(self):
         if not self._done:
             self._done = True
@@ -94,14 +123,25 @@ class SipLeg:
             listener.leg_early_media(self)
         elif isinstance(event, ua.Answered):
             if self.inbound:
-                return  # the ACK of our 200: the controller already counts it answered
+                # the ACK of our 200: the controller already counts it answered; after
+                # a late offer it carries the far end's answer (RFC 3261 §13.2.1)
+                if self._late_offer and event.sdp:
+                    self._remote(event.sdp)
+                elif self._late_offer:
+                    log.info("call {call_id}: ACK without an SDP answer to our offer",
+                             call_id=self.call_id)
+                return
             if event.sdp:
                 self.media.remote_sdp(self, event.sdp)
             listener.leg_answered(self)
         elif isinstance(event, ua.Dtmf):
             listener.leg_dtmf(self, event.digit)
-        elif getattr(ua, "Hold", None) is not None and isinstance(event, ua.Hold):
+        elif isinstance(event, ua.Hold):
+            if event.sdp:
+                self._remote(event.sdp)                # stop/start sending as asked
             listener.leg_hold(self, bool(event.held))  # re-INVITE sendonly/inactive
+        elif isinstance(event, ua.MediaChanged):
+            self._remote(event.sdp)
         elif isinstance(event, ua.HungUp):
             self._release()
             listener.leg_ended(self, None, event.reason or "BYE")

@@ -229,7 +229,8 @@ class Talking(State):
     def leg_hold(self, call, leg, held):
         """AT+CHLD=2 holds the only call or retrieves it; with a second mobile call
         around it would switch calls instead, so then the hold stays SIP-only."""
-        if call.other_mcalls or held == call.mobile_held:
+        if call.other_mcalls or call.waiting_child is not None or call.switched_out \
+                or held == call.mobile_held:
             return
         call.mobile_held = held
         call.controller.lines.chld(call.line, "2")
@@ -256,9 +257,15 @@ class Talking(State):
         mode = call.config.call_waiting
         log.info("line {line}: call waiting from {caller}, mode {mode}", line=call.line,
                  caller=caller, mode=mode)
-        if mode == "off" or call.other_mcalls:
+        if mode == "off" or call.other_mcalls or call.waiting_child is not None \
+                or call.mobile_held:
             mcall.hangup()
             return
+        if mode in ("1", "3"):
+            from goip_tw.calls import waiting
+
+            if waiting.start(call, mcall, caller, mode):
+                return            # a call of its own; this leg is held by re-INVITE
         mcall.set_listener(call)
         call.waiting_started(mcall, caller, answered=mode != "2")
         if mode == "2":

@@ -51,6 +51,18 @@ class FakeLeg:
     def send_dtmf(self, digit, duration_ms=100):
         self.log.append(("sip", "info", digit))
 
+    def hold(self, mode="sendonly"):
+        from twisted.internet import defer
+
+        self.log.append(("sip", "hold"))
+        return defer.succeed(200)
+
+    def resume(self):
+        from twisted.internet import defer
+
+        self.log.append(("sip", "resume"))
+        return defer.succeed(200)
+
 
 @implementer(ISipSide)
 class FakeSip:

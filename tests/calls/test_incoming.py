@@ -136,9 +136,9 @@ def test_two_stage_incoming_silence_hangs_up():
     rig.assert_clean()
 
 
-def connected_call(rig, mode):
+def connected_call(rig, mode, forward="101"):
     rig.config = type(rig.config)(lines=(type(rig.config.line(1))(
-        incoming_forward="101", call_waiting=mode),))
+        incoming_forward=forward, call_waiting=mode),))
     first = ring(rig, name="first")
     leg = rig.sip.legs[0]
     leg.listener.leg_answered(leg)
@@ -154,11 +154,17 @@ def test_call_waiting_off_rejects():
     leg.listener.leg_ended(leg, None, "BYE")
 
 
+#: The first caller (01088886666) is forwarded; a waiting caller from 020 has no
+#: forward entry, so the VoIP user of the first call is switched to it (waiting.py
+#: gives a waiting caller with a forward target a SIP call of its own).
+NO_FORWARD_FOR_SECOND = "010>101"
+
+
 def test_call_waiting_mode1():
     """Hold the current call, answer the new one, resume the old when it ends."""
     rig = Rig()
-    first, leg = connected_call(rig, "1")
-    second = ring(rig, name="second")
+    first, leg = connected_call(rig, "1", NO_FORWARD_FOR_SECOND)
+    second = ring(rig, caller="0201234", name="second")
     assert rig.take() == [("gsm", 1, "chld", "2")]
     second.listener.mobile_dtmf(second, "1")    # the active caller's key reaches VoIP
     assert rig.take() == [("sip", "info", "1")]
@@ -167,7 +173,7 @@ def test_call_waiting_mode1():
     assert rig.take() == [("gsm", 1, "chld", "2")]
     (waiting,) = rig.cdrs.records              # the waiting call has its own CDR
     assert (waiting.caller_before, waiting.duration, waiting.direction) == (
-        "01088886666", 7, "in")
+        "0201234", 7, "in")
     leg.listener.leg_dtmf(leg, "4")
     assert rig.take() == [("gsm", 1, "dtmf", "4")]   # goes to the resumed first call
     first.listener.mobile_ended(first, 16, "normal")
@@ -202,8 +208,8 @@ def test_call_waiting_mode2_keys():
 def test_call_waiting_mode3():
     """Hold current, answer new, after 2 s hold the new one and resume the old."""
     rig = Rig()
-    first, leg = connected_call(rig, "3")
-    ring(rig, name="second")
+    first, leg = connected_call(rig, "3", NO_FORWARD_FOR_SECOND)
+    ring(rig, caller="0201234", name="second")
     assert rig.take() == [("gsm", 1, "chld", "2")]
     rig.clock.advance(1.9)
     assert rig.take() == []
@@ -218,8 +224,8 @@ def test_call_waiting_mode3():
 
 def test_sip_hangup_releases_held_calls():
     rig = Rig()
-    first, leg = connected_call(rig, "1")
-    ring(rig, name="second")
+    first, leg = connected_call(rig, "1", NO_FORWARD_FOR_SECOND)
+    ring(rig, caller="0201234", name="second")
     rig.take()
     leg.listener.leg_ended(leg, None, "BYE")
     assert rig.take() == [("media", "stop", "bridge", 1), ("gsm", 1, "hangup", "second"),

@@ -198,24 +198,37 @@ def test_call_waiting_with_two_remote_phones(simrig, mode):
     assert states_by_number(rig) == {"+12125550151": "active"}
     second.dial(sim_number)
     rig.settle(1)
+    assert states_by_number(rig) == {"+12125550151": "active", "+12125550152": "waiting"}
     if mode == "2":
-        assert states_by_number(rig) == {"+12125550151": "active", "+12125550152": "waiting"}
         for key in "32":                       # toggle to the waiting caller
             leg.listener.leg_dtmf(leg, key)
         rig.settle(1)
+    else:
+        # modes 1 and 3: the waiting caller gets a SIP call of its own (waiting.py);
+        # when it answers the module swaps and the first leg is held by re-INVITE
+        child = rig.sip.legs[1]
+        assert ("sip", "invite", "101", "+12125550152", "from") in rig.log
+        assert ("sip", "hold") not in rig.log
+        child.listener.leg_answered(child)
+        rig.settle(1)
+        assert rig.log.count(("sip", "hold")) == 1
     expected = {"+12125550151": "held", "+12125550152": "active"}
     assert states_by_number(rig) == expected
     if mode == "3":                            # 2 s later: back to the first caller
         rig.settle(2.2)
         assert states_by_number(rig) == {"+12125550151": "active", "+12125550152": "held"}
+        assert rig.log.count(("sip", "hold")) == 2 and ("sip", "resume") in rig.log
         first.hangup()                         # the old call ends: retrieve the new
         rig.settle(1.5)
         assert states_by_number(rig) == {"+12125550152": "active"}
+        assert rig.log.count(("sip", "resume")) == 2
         second.hangup()
     else:
         second.hangup()                        # the new call ends: resume the old
         rig.settle(1.5)
         assert states_by_number(rig) == {"+12125550151": "active"}
+        if mode == "1":
+            assert rig.log.count(("sip", "resume")) == 1
         first.hangup()
     rig.settle(1.5)
     assert rig.log[-1] == ("sip", "bye")
