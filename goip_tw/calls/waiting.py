@@ -129,8 +129,7 @@ class Forwarding(State):
 
     def timeout(self, call, name):
         if name == "answer":
-            call.leg.hangup()
-            _reject_waiting(call, "Request Timeout")
+            _reject_waiting(call, "Request Timeout")     # end() cancels the INVITE
 
 
 class Active(Talking):

@@ -109,3 +109,111 @@ def test_no_controller_yet_503():
     leg = UaLeg(rig.log)
     side.incoming_call(leg)
     assert rig.take() == [("sip", 503)]
+
+
+class SdpMedia(NullMedia):
+    """NullMedia that records which SDP reached the media side."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def local_sdp(self, leg, offer):
+        self.log.append(("media", "offer" if offer is None else "answer"))
+        return super().local_sdp(leg, offer)
+
+    def remote_sdp(self, leg, sdp):
+        self.log.append(("media", "remote", sdp))
+        return sdp != b"bad"
+
+
+def wired_media(**cfg):
+    rig = Rig(**cfg)
+    service = UaService(rig.log)
+    side = SipSide(service, SdpMedia(rig.log))
+    side.controller = rig.ctl
+    rig.ctl.sip = side
+    return rig, side
+
+
+def talking(rig, side, leg):
+    side.incoming_call(leg)
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    leg.listener(ua.Answered(leg, b""))
+    rig.take()
+    return mcall
+
+
+def test_sip_hold_event_reaches_media_and_module():
+    """A re-INVITE a=sendonly from the SIP side: media stops sending (remote_sdp) and
+    the module holds the call (AT+CHLD=2); resuming retrieves it."""
+    rig, side = wired_media()
+    leg = UaLeg(rig.log, route=Route(lines=(1,), number="8001", prefix="", entries=("m",)))
+    talking(rig, side, leg)
+    leg.listener(ua.Hold(leg, held=True, sdp=b"v=0 hold"))
+    assert rig.take() == [("media", "remote", b"v=0 hold"), ("gsm", 1, "chld", "2")]
+    leg.listener(ua.MediaChanged(leg, sdp=b"v=0 moved"))
+    assert rig.take() == [("media", "remote", b"v=0 moved")]
+    leg.listener(ua.MediaChanged(leg, sdp=b"bad"))   # unusable: logged, call goes on
+    assert rig.take() == [("media", "remote", b"bad")]
+    leg.listener(ua.Hold(leg, held=False, sdp=b"v=0 resume"))
+    assert rig.take() == [("media", "remote", b"v=0 resume"), ("gsm", 1, "chld", "2")]
+    leg.listener(ua.HungUp(leg, "remote", "BYE"))
+    rig.assert_clean()
+
+
+def test_late_offer_answer_from_the_ack_goes_to_media():
+    """INVITE without SDP: media makes an offer for the 200 and gets the ACK's answer."""
+    rig, side = wired_media()
+    leg = UaLeg(rig.log, route=Route(lines=(1,), number="8001", prefix="", entries=("m",)))
+    leg.remote_sdp = b""
+    side.incoming_call(leg)
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    assert ("media", "offer") in rig.take()
+    leg.listener(ua.Answered(leg, b"v=0 answer"))
+    assert rig.take() == [("media", "remote", b"v=0 answer")]
+    leg.listener(ua.HungUp(leg, "remote", "BYE"))
+    rig.assert_clean()
+
+
+def test_offer_in_invite_ack_without_sdp_leaves_media_alone():
+    rig, side = wired_media()
+    leg = UaLeg(rig.log, route=Route(lines=(1,), number="8001", prefix="", entries=("m",)))
+    side.incoming_call(leg)
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    assert ("media", "answer") in rig.take()
+    leg.listener(ua.Answered(leg, b""))
+    assert rig.take() == []
+    leg.listener(ua.HungUp(leg, "remote", "BYE"))
+
+
+def test_our_hold_and_resume_retarget_media():
+    from twisted.internet import defer
+
+    rig, side = wired_media()
+    leg = UaLeg(rig.log, route=Route(lines=(1,), number="8001", prefix="", entries=("m",)))
+    sent = []
+
+    def reinvite(what):
+        def send(*args):
+            sent.append(what)
+            leg.remote_sdp = b"v=0 " + what.encode()
+            return defer.succeed(200 if what != "refused" else 488)
+        return send
+
+    leg.hold, leg.resume = reinvite("recvonly"), reinvite("sendrecv")
+    talking(rig, side, leg)
+    results = []
+    side_leg = rig.ctl.call_on_line(1).leg
+    side_leg.hold().addCallback(results.append)
+    side_leg.resume().addCallback(results.append)
+    assert results == [200, 200] and sent == ["recvonly", "sendrecv"]
+    assert rig.take() == [("media", "remote", b"v=0 recvonly"),
+                          ("media", "remote", b"v=0 sendrecv")]
+    leg.hold = reinvite("refused")
+    side_leg.hold().addCallback(results.append)
+    assert results[-1] == 488 and rig.take() == []   # refused: session unchanged
+    leg.listener(ua.HungUp(leg, "remote", "BYE"))
