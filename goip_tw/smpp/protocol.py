@@ -60,6 +60,7 @@ class ShortMessage:
     validity: float | None
     fragment: tuple[int, int, int] | None
     data_coding: int
+    delay: float | None = None  # schedule_delivery_time, seconds from now
 
 
 class ISmscBackend(Interface):
@@ -82,19 +83,21 @@ class ISmscBackend(Interface):
         """The session is gone."""
 
 
-def parse_smpp_time(value: str, now: float) -> float | None:
-    """SMPP time format ``YYMMDDhhmmsstnnp`` (§7.1.1): absolute (+/-) or relative (R)."""
+def parse_smpp_time(value: str, now: float, field: str = "validity_period",
+                    status: int = P.ESME_RINVEXPIRY) -> float | None:
+    """SMPP time format ``YYMMDDhhmmsstnnp`` (§7.1.1) as seconds from ``now``:
+    absolute (+/- quarter hours from UTC) or relative (R)."""
     if not value:
         return None
     if len(value) != 16 or not value[:13].isdigit() or value[15] not in "+-R":
-        raise P.PduError(P.ESME_RINVEXPIRY, "validity_period", f"{value!r} is not YYMMDDhhmmsstnnp")
+        raise P.PduError(status, field, f"{value!r} is not YYMMDDhhmmsstnnp")
     yy, mo, dd, hh, mi, ss = (int(value[i:i + 2]) for i in range(0, 12, 2))
     if value[15] == "R":
         return float((((yy * 365 + mo * 30 + dd) * 24 + hh) * 60 + mi) * 60 + ss)
     try:
         utc = calendar.timegm((2000 + yy, mo, dd, hh, mi, ss, 0, 0, 0))
     except (ValueError, OverflowError):
-        raise P.PduError(P.ESME_RINVEXPIRY, "validity_period", f"{value!r} is not a date")
+        raise P.PduError(status, field, f"{value!r} is not a date")
     offset = int(value[13:15]) * 900
     utc += -offset if value[15] == "+" else offset
     return max(0.0, utc - now)
@@ -325,7 +328,9 @@ class SmscProtocol(protocol.Protocol):
             source_addr=p["source_addr"], destination_addr=p["destination_addr"], text=text,
             registered_delivery=p["registered_delivery"],
             validity=parse_smpp_time(p["validity_period"], self.clock.seconds()),
-            fragment=fragment, data_coding=p["data_coding"])
+            fragment=fragment, data_coding=p["data_coding"],
+            delay=parse_smpp_time(p["schedule_delivery_time"], self.clock.seconds(),
+                                  "schedule_delivery_time", P.ESME_RINVSCHED))
 
     def _on_00000003(self, p: P.Pdu):  # query_sm
         if not self._require(p, "transmitter", "transceiver"):

@@ -166,7 +166,8 @@ class SmscBackend:
         sub = Submission(recipient=message.destination_addr, text=message.text, source="smpp",
                          source_ref=account.system_id, sender=message.source_addr,
                          line=account.line, report=message.registered_delivery & 0x03,
-                         validity=message.validity, fragment=message.fragment)
+                         validity=message.validity, fragment=message.fragment,
+                         delay=message.delay)
         d = self.queue.submit(sub)
 
         def refused(f):
@@ -180,7 +181,7 @@ class SmscBackend:
             if isinstance(e, DuplicateFragment):
                 raise SmppError(P.ESME_RSUBMITFAIL, str(e))
             if isinstance(e, NotReady):
-                raise SmppError(P.ESME_RSYSERR, str(e))
+                raise SmppError(P.ESME_RTHROTTLED, str(e))  # "try again shortly"
             return f
         return d.addCallbacks(lambda acc: acc.message_id, refused)
 
@@ -426,6 +427,15 @@ class SmppService(service.Service):
     @defer.inlineCallbacks
     def startService(self):
         super().startService()
+        ready = getattr(self.backend.queue, "ready", None)
+        if ready is not None and not ready.called:
+            # Listen only once the queue can take submits: a client must never see
+            # its first submit_sm refused because the gateway is still starting.
+            waiter = defer.Deferred()
+            ready.addBoth(lambda r: (waiter.callback(None), r)[1])
+            yield waiter
+            if not self.running:
+                return
         self.backend.start().addErrback(
             lambda f: self.log.failure("smpp: received-SMS catch-up failed", f))
         cfg = self.cfg

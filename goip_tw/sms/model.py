@@ -186,6 +186,7 @@ class Submission:
     report: int = 0  # receipt wanted: SMPP registered_delivery bits 0-1 (1 always, 2 failures)
     validity: float | None = None  # seconds; None = queue default
     fragment: tuple[int, int, int] | None = None
+    delay: float | None = None  # scheduled delivery: seconds from now (SMPP)
 
 
 @attrs.frozen
@@ -215,6 +216,7 @@ class Outgoing:
     source_ref: str = ""
     sender: str = ""
     report: bool = False
+    not_before: float = 0.0  # scheduled delivery time
 
 
 @attrs.frozen

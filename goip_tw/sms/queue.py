@@ -172,7 +172,7 @@ class SmsQueue(RecoveryMixin, service.Service):
                 self._arm_assembly(msg.id, min(self.settings.assembly_timeout,
                                                max(0.0, msg.expires_at - now)))
                 continue
-            self._enqueue(_Pending(msg, self._lines_for(msg)))
+            self._enqueue(_Pending(msg, self._lines_for(msg), msg.not_before))
         for msg, seq, line, expected in uncertain:
             self._uncertain.setdefault(line, []).append((msg, seq, expected))
         self.log.info("sms queue loaded: {queued} queued, {uncertain} unconfirmed",
@@ -259,9 +259,10 @@ class SmsQueue(RecoveryMixin, service.Service):
         if not sub.text:
             raise EncodeError("text: empty message")
         parts = tuple(split_text(sub.text))
+        not_before = now + sub.delay if sub.delay else 0.0
         new = repo.NewMessage(mid, sub.source, sub.source_ref, sub.sender, sub.recipient,
                               route.dest, sub.text, parts, sub.line, sub.report, now,
-                              now + validity)
+                              now + validity, not_before)
         self._inflight += 1
         d = self.store.write(repo.insert_message, new)
 
@@ -271,8 +272,8 @@ class SmsQueue(RecoveryMixin, service.Service):
             msg = Outgoing(id=mid, recipient=route.dest, parts=parts, line=sub.line,
                            state=State.QUEUED, expires_at=new.expires_at, concat_ref=mid % 256,
                            source=sub.source, source_ref=sub.source_ref, sender=sub.sender,
-                           report=sub.report)
-            self._enqueue(_Pending(msg, route.lines))
+                           report=sub.report, not_before=not_before)
+            self._enqueue(_Pending(msg, route.lines, not_before))
             self._kick()
             return Accepted(str(mid), mid, len(parts))
 

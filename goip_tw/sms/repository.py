@@ -32,15 +32,16 @@ class NewMessage:
     report: bool
     now: float
     expires_at: float
+    not_before: float = 0.0
 
 
 def insert_message(conn, m: NewMessage, state: str = State.QUEUED.value) -> int:
     conn.execute(
         "INSERT INTO sms_message (id, source, source_ref, sender, recipient, dest, text, parts,"
-        " line, state, report, concat_ref, created_at, updated_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " line, state, report, concat_ref, created_at, updated_at, expires_at, not_before)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (m.id, m.source, m.source_ref, m.sender, m.recipient, m.dest, m.text, len(m.parts),
-         m.line, state, int(m.report), m.id % 256, m.now, m.now, m.expires_at))
+         m.line, state, int(m.report), m.id % 256, m.now, m.now, m.expires_at, m.not_before))
     conn.executemany(
         "INSERT INTO sms_part (message_id, seq, text, state) VALUES (?, ?, ?, ?)",
         [(m.id, seq, text, state) for seq, text in enumerate(m.parts, 1)])
@@ -271,7 +272,7 @@ def _outgoing(conn, r) -> Outgoing:
                     line=r["line"], state=State(r["state"]), attempts=r["attempts"],
                     expires_at=r["expires_at"], concat_ref=r["concat_ref"], sent_parts=sent,
                     tried_lines=tried, source=r["source"], source_ref=r["source_ref"],
-                    sender=r["sender"], report=bool(r["report"]))
+                    sender=r["sender"], report=bool(r["report"]), not_before=r["not_before"])
 
 
 def load_pending(conn) -> tuple[list[Outgoing], list[tuple[Outgoing, int, int, int | None]]]:

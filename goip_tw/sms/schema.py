@@ -93,4 +93,7 @@ CREATE TABLE smpp_mo_cursor (
     last_id INTEGER NOT NULL
 )
 """),
+    (104, "sms scheduled delivery (SMPP schedule_delivery_time)", """
+ALTER TABLE sms_message ADD COLUMN not_before REAL NOT NULL DEFAULT 0
+"""),
 ]

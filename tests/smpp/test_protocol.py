@@ -177,6 +177,8 @@ def test_bad_payload_combinations(env):
     assert pdus(tr)[0].status == P.ESME_RINVDSTADR
     proto.dataReceived(submit(seq=8, validity_period="2501011200000"))
     assert pdus(tr)[0].status == P.ESME_RINVEXPIRY
+    proto.dataReceived(submit(seq=9, schedule_delivery_time="991399000000000+"))
+    assert pdus(tr)[0].status == P.ESME_RINVSCHED
     assert backend.submits == []
 
 
@@ -194,6 +196,10 @@ def test_udh_sar_payload_and_codings(env):
     assert (a.fragment, a.text) == ((0x2A, 3, 2), "hi")
     assert (b.fragment, b.text) == ((256, 2, 1), "€ü😀")
     assert c.text == "café" and d.text == "€ @"
+    proto.dataReceived(submit(seq=6, schedule_delivery_time="000000001000000R",
+                              validity_period="000001000000000R"))
+    assert pdus(tr)[0].status == 0
+    assert (backend.submits[-1].delay, backend.submits[-1].validity) == (600, 86400)
 
 
 def test_window_throttles(env):

@@ -53,6 +53,8 @@ def test_demo_smpp_account_echoes(tmp_path):
         got = None
         for _ in range(20):
             p = c.read_pdu()
+            if p.command == "submit_sm_resp":
+                assert p.status == 0, p.status  # accepted at once, even right after start
             if p.command == "deliver_sm":
                 resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=c)
                 resp.sequence = p.sequence
@@ -63,6 +65,11 @@ def test_demo_smpp_account_echoes(tmp_path):
         c.disconnect()
         assert got is not None and got.short_message == b"echo me"
         assert got.source_addr.decode() == echo
+    except Exception:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[0]
+        (tmp_path / "twistd.out").write_bytes(out + rest)
+        raise
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

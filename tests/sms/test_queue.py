@@ -428,3 +428,21 @@ def test_half_sent_message_resumes_on_its_line_after_restart(store, clock):
     assert (yield q2.info(b.message))["state"] == "sent"
     assert (yield q2.info(a.message))["state"] == "sent"
     q2.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_scheduled_delivery_waits_and_survives_restart(store, clock):
+    net = []
+    q = yield start_queue(store, clock, [FakeLine(1, net)])
+    yield q.submit(sub("later", delay=60))
+    yield settle(store, clock)
+    assert net == []
+    q.stopService()
+    q2 = yield start_queue(store, clock, [FakeLine(1, net)])
+    clock.advance(59)
+    yield settle(store, clock)
+    assert net == []
+    clock.advance(1)
+    yield settle(store, clock)
+    assert [n[2] for n in net] == ["later"]
+    q2.stopService()
