@@ -92,6 +92,7 @@ BASE_INIT = (
     "AT+CEREG=2",
     "AT+CUSD=1",
     "AT+CSSN=1,1",
+    "AT+CCWA=1",           # 27.007 §7.12: +CCWA for a waiting call (F-465 needs it)
     "AT+CSMS=1",
     'AT+CPMS="SM","SM","SM"',
     "AT+CNMI=2,1,0,2,0",   # 27.005 §3.4.1: store SMS (+CMTI) and status reports (+CDSI)
@@ -467,6 +468,8 @@ class Modem(CallsMixin, SmsMixin):
                 self.schedule_call_refresh()
             elif isinstance(item, tuple) and item[0] == "call-end-cause":
                 self.note_end_cause(item[1], item[2])
+            elif isinstance(item, tuple) and item[0] == "call-released":
+                self.note_released(item[1])
             else:
                 self.emit(item)
 

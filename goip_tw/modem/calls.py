@@ -1,18 +1,30 @@
 """Voice call control for :class:`goip_tw.modem.api.Modem` (mixin).
 
 Call state is taken from AT+CLCC (TS 27.007 §7.18) rather than from URCs alone:
-URCs (RING, +CLIP, +CCWA, NO CARRIER, BUSY, vendor ^CONN/^CEND, "VOICE CALL:") only
-trigger a refresh, and while a call exists the list is polled every
-``call_poll_interval`` seconds.  The end cause comes from a vendor URC when the
-driver has one (Huawei ^CEND), from BUSY / NO ANSWER, or from AT+CEER (§6.10).
+URCs only trigger a refresh at once (RING, +CLIP, +CCWA, NO CARRIER, BUSY; the
+vendors' call-state reports: Quectel ``+QIND: "ccinfo"``, SIMCom ``+CLCC`` after
+AT+CLCC=1, Huawei ^ORIG/^CONF/^CONN/^CEND), and while a call exists the list is
+also polled every ``call_poll_interval`` seconds for modules that report nothing.
+The end cause comes from a vendor URC when the driver has one (Huawei ^CEND), from
+BUSY / NO ANSWER, or from AT+CEER (§6.10).
+
+Call identity: modules reuse a call index as soon as the call is released (TS 22.030
+§6.5.5.1 numbers the calls in progress, not calls ever made), so a row of AT+CLCC
+is the call we knew under that index only if nothing says otherwise.  It is a new
+call (and the old one ended) when a vendor URC reported the index released since the
+last list, or the direction or the number differ, or its state went backwards
+(active → dialing/alerting/incoming).  Each call gets a ``serial`` of its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
+import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from goip_tw.modem import at, model
 from goip_tw.modem.drivers.base import cause_from_text, split_fields
@@ -22,15 +34,25 @@ log = Logger()
 _DTMF_RE = re.compile(r"[0-9*#A-D]{1,32}\Z")
 #: final results that end a call, with the TS 24.008 cause they imply
 _CALL_END_URCS = {"NO CARRIER": None, "BUSY": 17, "NO ANSWER": 19}
+#: how far a call has progressed; a row whose state is lower than the call we knew
+#: under its index is a new call in a reused index
+_PROGRESS = {"dialing": 0, "incoming": 0, "waiting": 0, "alerting": 1, "active": 2,
+             "held": 2}
+#: call serials, unique in the process (a Modem is replaced on every reopen)
+_serials = itertools.count(1)
 
 
 def parse_clcc(lines) -> dict[int, model.CallInfo]:
+    """AT+CLCC rows (or the same fields in a vendor URC) → {index: CallInfo}.  Only
+    voice calls in the 27.007 states 0-5; SIMCom's 6 "disconnect" (a URC) is dropped."""
     calls = {}
     for value in lines:
         f = split_fields(value)
         if len(f) < 5 or not f[0].isdigit() or not f[2].isdigit():
             continue
         if f[3] not in ("0", ""):  # 0 = voice; data/fax calls are not ours
+            continue
+        if int(f[2]) not in model.CALL_STATES:
             continue
         cid = int(f[0])
         calls[cid] = model.CallInfo(
@@ -41,6 +63,15 @@ def parse_clcc(lines) -> dict[int, model.CallInfo]:
     return calls
 
 
+def _same_call(prev: model.CallInfo, row: model.CallInfo, released: bool) -> bool:
+    """Is ``row`` (a fresh AT+CLCC line) the call we knew as ``prev`` under its index?"""
+    if released or prev.direction != row.direction:
+        return False
+    if prev.number and row.number and prev.number != row.number:
+        return False
+    return _PROGRESS.get(row.state, 0) >= _PROGRESS.get(prev.state, 0)
+
+
 class CallsMixin:
     call_poll_interval = 1.0
 
@@ -48,7 +79,9 @@ class CallsMixin:
         self._calls: dict[int, model.CallInfo] = {}
         self._refresh_timer = None
         self._refresh_running: defer.Deferred | None = None
-        self._refresh_again = False
+        self._refresh_waiters: list[defer.Deferred] = []
+        #: indexes a vendor URC reported released since the last AT+CLCC was read
+        self._released: set[int] = set()
         self._poll_timer = None
         self._end_causes: dict = {}
         self._clip: str | None = None
@@ -64,11 +97,11 @@ class CallsMixin:
         """ATD<number>; (voice).  Fires with the new outgoing CallInfo once the module
         accepted the dial; progress comes as CallStateChanged / CallEnded events."""
         at.check_number(number)
-        before = set(self._calls)
+        before = {c.serial for c in self._calls.values()}
         self._end_causes.pop(None, None)
         yield self.cmd(f"ATD{number};", kind="call")
         yield self.refresh_calls()
-        new = [c for c in self.calls if c.id not in before and c.direction == "out"]
+        new = [c for c in self.calls if c.serial not in before and c.direction == "out"]
         if new:
             return new[0]
         return model.CallInfo(0, "out", "dialing", number)
@@ -134,7 +167,14 @@ class CallsMixin:
             self._clip = (f[0] or None) if f else None
             self.schedule_call_refresh()
             return True
-        if name in ("+CCWA", "+CSSI", "+CSSU", "+CLCC"):
+        if name == "+CLCC":  # SIMCom AT+CLCC=1: the changed call, stat 6 = released
+            f = split_fields(urc.value)
+            if len(f) > 2 and f[0].isdigit() and f[2].isdigit() \
+                    and int(f[2]) not in model.CALL_STATES:
+                self.note_released(int(f[0]))
+            self.schedule_call_refresh()
+            return True
+        if name in ("+CCWA", "+CSSI", "+CSSU"):
             self.schedule_call_refresh()
             return True
         if name in _CALL_END_URCS:
@@ -146,6 +186,13 @@ class CallsMixin:
 
     def note_end_cause(self, call_id, cause):
         self._end_causes[call_id] = cause
+        if call_id is not None:
+            self.note_released(call_id)
+
+    def note_released(self, call_id: int):
+        """A vendor URC says call ``call_id`` was released: if the next AT+CLCC still
+        lists that index, it is a new call in a reused index."""
+        self._released.add(int(call_id))
 
     def schedule_call_refresh(self):
         if self._refresh_timer is None or not self._refresh_timer.active():
@@ -161,41 +208,62 @@ class CallsMixin:
                      err=failure.getErrorMessage())
 
     def refresh_calls(self) -> defer.Deferred:
-        """Read AT+CLCC and emit the differences.  Concurrent calls share one run."""
+        """Read AT+CLCC and emit the differences; fires with ``calls``.  While a read
+        runs, callers get the result of one more read started after it (their reason
+        to refresh may be newer than the list being read); they share that read."""
         if self._refresh_running is not None:
-            self._refresh_again = True
             d = defer.Deferred()
-            self._refresh_running.addBoth(lambda r: (d.callback(None), r)[1])
+            self._refresh_waiters.append(d)
             return d
-        self._refresh_running = self._do_refresh()
+        return self._start_refresh()
+
+    def _start_refresh(self) -> defer.Deferred:
+        waiters, self._refresh_waiters = self._refresh_waiters, []
+        running = self._refresh_running = self._do_refresh()
 
         def done(result):
             self._refresh_running = None
-            if self._refresh_again:
-                self._refresh_again = False
-                self.schedule_call_refresh()
+            for d in waiters:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(self.calls)
+            if self._refresh_waiters:
+                self._start_refresh().addErrback(lambda f: None)  # the waiters got it
             return result
-        self._refresh_running.addBoth(done)
-        return self._refresh_running
+        running.addBoth(done)
+        return running
 
     @defer.inlineCallbacks
     def _do_refresh(self):
         resp = yield self.cmd("AT+CLCC")
-        new = parse_clcc(resp.values("+CLCC"))
+        rows = parse_clcc(resp.values("+CLCC"))
+        released, self._released = self._released, set()
         old = self._calls
-        for cid, call in new.items():
-            if call.number is None and call.direction == "in" and self._clip:
-                call = new[cid] = model.CallInfo(cid, call.direction, call.state, self._clip,
-                                                 call.multiparty)
+        new: dict[int, model.CallInfo] = {}
+        events = []
+        gone = [old[cid] for cid in old if cid not in rows]
+        for cid, row in rows.items():
             prev = old.get(cid)
+            if prev is not None and not _same_call(prev, row, cid in released):
+                gone.append(prev)
+                prev = None
+            number = row.number
+            if number is None and prev is not None:
+                number = prev.number
+            if number is None and row.direction == "in" and self._clip:
+                number = self._clip
+            call = new[cid] = attrs.evolve(
+                row, number=number, serial=prev.serial if prev else next(_serials))
             if prev is None and call.state in ("incoming", "waiting"):
-                self.emit(model.IncomingCall(call, waiting=call.state == "waiting"))
+                events.append(model.IncomingCall(call, waiting=call.state == "waiting"))
             elif prev is None or prev.state != call.state:
-                self.emit(model.CallStateChanged(call, prev.state if prev else None))
+                events.append(model.CallStateChanged(call, prev.state if prev else None))
         self._calls = new
-        gone = [old[cid] for cid in old if cid not in new]
-        if gone:
+        if gone:  # the release of a call is reported before a call reusing its index
             yield self._emit_ended(gone)
+        for event in events:
+            self.emit(event)
         if any(c.state == "active" for c in new.values()) and not self._audio_routed:
             self._audio_routed = True
             for command in self.driver.call_start_commands:

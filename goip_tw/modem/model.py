@@ -67,11 +67,16 @@ CALL_STATES = {0: "active", 1: "held", 2: "dialing", 3: "alerting", 4: "incoming
 
 @attrs.frozen
 class CallInfo:
+    """One call as AT+CLCC lists it.  ``id`` is the module's call index (for
+    AT+CHLD=1x / 2x); modules reuse it as soon as a call is released, so callers
+    tell calls apart by ``serial``: unique in the process, fixed for the life of one
+    call, 0 for a placeholder (a dial the module accepted but has not listed yet)."""
     id: int
     direction: str             # "out" | "in"
     state: str                 # active | held | dialing | alerting | incoming | waiting
     number: str | None
     multiparty: bool = False
+    serial: int = 0
 
 
 @attrs.frozen

@@ -114,7 +114,8 @@ class Driver:
         return f"AT+VTS={digit}"
 
     def parse_urc(self, urc) -> list:
-        """Vendor URCs → model events (or ``"refresh-calls"`` markers)."""
+        """Vendor URCs → model events, or markers: ``"refresh-calls"`` (read AT+CLCC
+        now), ``("call-end-cause", idx, cause)``, ``("call-released", idx)``."""
         return []
 
     # -- data

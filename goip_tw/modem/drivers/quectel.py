@@ -5,6 +5,12 @@ AT+QNWINFO, AT+QCFG="ims", AT+QINDCFG, AT+QTONEDET, AT+QMIC, AT+QRXGAIN), Quecte
 "UAC Application Note" / "Voice Over USB and UAC Application Note" (AT+QPCMV=1,0
 routes call audio to the USB voice port as 8 kHz 16-bit PCM; 1,2 = UAC), Quectel
 "HTTP(S) Application Note" (AT+QHTTPURL / AT+QHTTPGET), "EC200x AT Commands Manual".
+
+Call state: AT+QINDCFG="ccinfo",1 (not part of "all" on every firmware, so it is
+switched on by name) makes the module report each call change as
+``+QIND: "ccinfo",<idx>,<dir>,<state>,<mode>,<mpty>,<number>,<type>`` with the
+AT+CLCC fields; a state outside 0-5 means the call was released.  Each one triggers
+an AT+CLCC read at once instead of waiting for the poll.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class Quectel(Driver):
         return (
             'AT+QURCCFG="urcport","usbat"',
             'AT+QINDCFG="all",1',
+            'AT+QINDCFG="ccinfo",1',
             "AT+QPCMV=1,2" if self.uac else "AT+QPCMV=1,0",
             "AT+QTONEDET=1",
         )
@@ -70,6 +77,14 @@ class Quectel(Driver):
         return [f'AT+QCFG="ims",{1 if enabled else 2}']
 
     def parse_urc(self, urc):
+        if urc.name == "+QIND":
+            f = split_fields(urc.value)
+            if not f or f[0].lower() != "ccinfo":
+                return []
+            if len(f) > 3 and f[1].isdigit() and f[3].isdigit() \
+                    and int(f[3]) not in model.CALL_STATES:
+                return [("call-released", int(f[1])), "refresh-calls"]
+            return ["refresh-calls"]
         if urc.name == "+QTONEDET":
             code = urc.value.strip()
             if code.isdigit() and 32 < int(code) < 127:
