@@ -427,7 +427,7 @@ class SmppService(service.Service):
     @defer.inlineCallbacks
     def startService(self):
         super().startService()
-        ready = getattr(self.backend.queue, "ready", None)
+        ready = getattr(getattr(self.backend, "queue", None), "ready", None)
         if ready is not None and not ready.called:
             # Listen only once the queue can take submits: a client must never see
             # its first submit_sm refused because the gateway is still starting.
