@@ -1,0 +1,114 @@
+"""Hold/resume by re-INVITE with baresip (Debian) on 127.0.0.1 (issue 7 item 5).
+
+- baresip calls a mobile number through Kamailio and the gateway; its ``hold``
+  command (a re-INVITE with ``a=sendonly``) reaches the module as AT+CHLD=2 (the
+  simulated network shows the call held), ``resume`` retrieves it and the echoed
+  440 Hz tone comes back.
+- call waiting mode 1: the first mobile caller talks to baresip "bob"; a second
+  caller gets a call of its own to baresip "carol"; when carol answers the
+  gateway's re-INVITE puts bob on hold -- seen in bob's own SIP trace (baresip
+  logs what it receives) -- and resumes him when the second caller hangs up.
+
+Peers come from tests/peers/harness.py and are stopped by PID.
+"""
+
+from __future__ import annotations
+
+import glob
+import wave
+
+import pytest_twisted
+from twisted.internet import reactor
+
+from goip_tw.config.sections.calls import CallsConfig, LineCalls
+from tests.calls.test_e2e_peers import (alice_dials, defer_sleep, dominant_pcm,  # noqa: F401
+                                        gateway_factory, media_for)
+from tests.peers.harness import poll_until
+
+
+def mobile_states(gw):
+    """Call states as the module reports them (AT+CLCC: active, held, waiting)."""
+    return sorted(c.state for c in gw.modems[0].calls)
+
+
+def tail_of_recording(phone, seconds):
+    """(PCM of the last ``seconds`` of baresip's decoded recording, all of it)."""
+    dumps = sorted(glob.glob(str(phone.workdir / "dump-*-dec.wav")))
+    assert dumps, phone.log_text()[-2000:]
+    with wave.open(dumps[-1], "rb") as w:
+        pcm = w.readframes(w.getnframes())
+    return pcm[-int(seconds * 8000) * 2:], pcm
+
+
+@pytest_twisted.inlineCallbacks
+def test_baresip_hold_reaches_module_and_resume_restores_audio(gateway_factory,
+                                                               baresip_factory):
+    holder = {}
+    gw = yield gateway_factory(media=media_for(holder))
+    holder["gw"] = gw
+    phone = yield alice_dials(gw, baresip_factory, "12125550190")
+    yield phone.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["active"], 10)
+    yield defer_sleep(1.5)
+    phone.command("hold")                          # re-INVITE a=sendonly
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["held"], 10)
+    call = next(iter(gw.ctl.calls))
+    assert call.mobile_held
+    yield defer_sleep(1.5)
+    phone.command("resume")                        # re-INVITE a=sendrecv
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["active"], 10)
+    assert not call.mobile_held
+    yield defer_sleep(3)
+    phone.command("hangup")
+    yield phone.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+    tail, _ = tail_of_recording(phone, 2.0)
+    freq, seconds, rms = dominant_pcm(tail + tail)   # dominant_pcm reads the 2nd half
+    assert seconds > 1 and rms > 300 and freq == 440, (freq, seconds, rms)
+    rows = yield gw.cdrs.recent()
+    assert rows[0]["end_side"] == "sip" and rows[0]["answer_time"] is not None
+
+
+@pytest_twisted.inlineCallbacks
+def test_call_waiting_holds_the_first_leg_by_reinvite(gateway_factory, baresip_factory):
+    bob = baresip_factory("bob")
+    carol = baresip_factory("carol")
+    forward = (f"+12125550151>bob@127.0.0.1:{bob.sip_port}|"
+               f"+12125550152>carol@127.0.0.1:{carol.sip_port}")
+    gw = yield gateway_factory(CallsConfig(lines=(LineCalls(
+        incoming_forward=forward, call_waiting="1"),)))
+    yield gw.modems[0].set_call_waiting(True)
+    first = gw.network.add_remote_phone("+12125550151")
+    second = gw.network.add_remote_phone("+12125550152")
+    number = gw.modems[0].sim.own_number
+    first.dial(number)
+    yield bob.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["active"], 10)
+    (call,) = gw.ctl.calls
+    bob_leg = call.leg.sip_leg
+
+    def reinvites():
+        return bob.log_text().count("got re-INVITE")
+
+    assert reinvites() == 0
+    second.dial(number)
+    yield carol.wait_event(reactor, "CALL_ESTABLISHED", timeout=20)
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["active", "held"], 10)
+    # bob got our re-INVITE (baresip logs it) and answered the hold: a=recvonly
+    yield poll_until(reactor, lambda: reinvites() == 1, 10)
+    yield poll_until(reactor, lambda: bob_leg.updates.local_hold == "sendonly", 10)
+    assert b"a=sendonly" in bob_leg.local_sdp and b"a=recvonly" in bob_leg.remote_sdp
+    assert call.switched_out and not bob.find_event("CALL_CLOSED")
+    second.hangup()
+    yield carol.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: mobile_states(gw) == ["active"], 10)
+    yield poll_until(reactor, lambda: reinvites() == 2, 10)          # resume
+    yield poll_until(reactor, lambda: bob_leg.updates.local_hold is None, 10)
+    assert b"a=sendrecv" in bob_leg.local_sdp and b"a=recvonly" not in bob_leg.remote_sdp
+    assert not call.switched_out and not bob.find_event("CALL_CLOSED")
+    first.hangup()
+    yield bob.wait_event(reactor, "CALL_CLOSED", timeout=10)
+    yield poll_until(reactor, lambda: not gw.ctl.pending_cdrs and not gw.ctl.calls, 10)
+    rows = yield gw.cdrs.recent()
+    assert sorted(r["caller_before"] for r in rows) == ["+12125550151", "+12125550152"]
+    assert len({r["sip_call_id"] for r in rows}) == 2
