@@ -25,7 +25,8 @@ Contract (stable; calls/ and sms/ build on it)::
     call = yield modem.dial("+4912345")   # -> CallInfo (id, direction, state, number)
     yield modem.answer()
     yield modem.hangup(call_id=None)      # None: all calls
-    modem.calls                           # -> tuple[CallInfo] (refreshed from +CLCC)
+    modem.calls                           # -> tuple[CallInfo] (refreshed from +CLCC; tell
+                                          #    calls apart by .serial: modules reuse .id)
     yield modem.refresh_calls()
     yield modem.send_dtmf("12#")
     yield modem.set_call_waiting(True)
