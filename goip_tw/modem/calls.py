@@ -63,6 +63,17 @@ def parse_clcc(lines) -> dict[int, model.CallInfo]:
     return calls
 
 
+def _released_indexes(lines) -> set[int]:
+    """Indexes in +CLCC-shaped lines whose state is outside 27.007's 0-5 (SIMCom 6)."""
+    out = set()
+    for value in lines:
+        f = split_fields(value)
+        if len(f) > 2 and f[0].isdigit() and f[2].isdigit() \
+                and int(f[2]) not in model.CALL_STATES:
+            out.add(int(f[0]))
+    return out
+
+
 def _same_call(prev: model.CallInfo, row: model.CallInfo, released: bool) -> bool:
     """Is ``row`` (a fresh AT+CLCC line) the call we knew as ``prev`` under its index?"""
     if released or prev.direction != row.direction:
@@ -168,10 +179,8 @@ class CallsMixin:
             self.schedule_call_refresh()
             return True
         if name == "+CLCC":  # SIMCom AT+CLCC=1: the changed call, stat 6 = released
-            f = split_fields(urc.value)
-            if len(f) > 2 and f[0].isdigit() and f[2].isdigit() \
-                    and int(f[2]) not in model.CALL_STATES:
-                self.note_released(int(f[0]))
+            for cid in _released_indexes([urc.value]):
+                self.note_released(cid)
             self.schedule_call_refresh()
             return True
         if name in ("+CCWA", "+CSSI", "+CSSU"):
@@ -237,7 +246,10 @@ class CallsMixin:
     @defer.inlineCallbacks
     def _do_refresh(self):
         resp = yield self.cmd("AT+CLCC")
-        rows = parse_clcc(resp.values("+CLCC"))
+        lines = resp.values("+CLCC")
+        rows = parse_clcc(lines)
+        # a SIMCom +CLCC URC (stat 6) that came in with the response counts too
+        self._released.update(_released_indexes(lines))
         released, self._released = self._released, set()
         old = self._calls
         new: dict[int, model.CallInfo] = {}

@@ -136,3 +136,15 @@ def test_call_waiting_presentation_is_part_of_init(identity):
     t.urc('+CCWA: "+4930777",145,1')
     settle(clock, steps=5)
     assert clcc.reads == before + 1  # the waiting call is read at once
+
+
+def test_simcom_release_urc_inside_the_clcc_response_counts():
+    """The SIMCom +CLCC URC shares its prefix with the response: a stat-6 line that
+    arrives with the answer to AT+CLCC still marks the index released."""
+    clcc = ClccScript(RINGING)
+    modem, t, clock, events = _modem(SIMCOM, clcc)
+    run(modem.refresh_calls(), clock)
+    clcc.rows = '+CLCC: 1,1,6,0,0,"+4930123",145\r\n' + RINGING
+    run(modem.refresh_calls(), clock)
+    assert [type(e) for e in events] == [model.IncomingCall, model.CallEnded, model.IncomingCall]
+    assert [c.serial for c in modem.calls] == [events[2].call.serial]
