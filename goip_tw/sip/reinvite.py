@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from goip_tw.sip.callheaders import with_direction
 from goip_tw.sip.dialog import hold_direction, is_hold
-from goip_tw.sip.sdp import answer_direction
+from goip_tw.sip.sdp import SdpError, answer_direction, parse_audio
 
 log = Logger(namespace="goip.sip.reinvite")
 
@@ -209,6 +209,9 @@ class SessionUpdates:
             return
         offer = req.body if (req.headers.get("content-type") or "").lower(
         ).startswith(SDP) else b""
+        if offer and not self._usable(offer, "re-INVITE"):
+            txn.respond(req.make_response(488))   # §14.2: the session stays as it was
+            return
         ours = self.local_hold or "sendrecv"
         if offer:
             body = with_direction(leg.local_sdp, answer_direction(hold_direction(offer), ours))
@@ -256,12 +259,23 @@ class SessionUpdates:
         self._stop_server()
         late, self._late_offer = self._late_offer, False
         if late:
-            if request.body:
+            if request.body and self._usable(request.body, "ACK"):
                 self.remote_changed(request.body)
             else:
                 log.info("call {call_id}: ACK without the SDP answer to our offer",
                          call_id=self.leg.call_id)
         self.kick()
+        return True
+
+    def _usable(self, body: bytes, where: str) -> bool:
+        """An SDP with an audio stream we can read; bad ones are logged by field."""
+        try:
+            parse_audio(body)
+        except SdpError as e:
+            log.info("call {call_id}: unusable SDP in {where}: {field}: {error}",
+                     call_id=self.leg.call_id, where=where,
+                     field=getattr(e, "field", "sdp"), error=str(e))
+            return False
         return True
 
     def _stop_server(self) -> None:

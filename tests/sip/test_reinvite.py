@@ -305,3 +305,24 @@ def test_hold_on_a_call_that_is_gone():
     leg.hold().addCallback(results.append)
     assert results == [481]
     finish(clock, layer, leg)
+
+
+def test_unusable_offer_in_reinvite_gets_488_and_changes_nothing():
+    clock, transport, layer, leg, events = inbound_call()
+    before = leg.local_sdp
+    reinvite_in(transport, leg, 2, b"v=0\r\nm=video 5000 RTP/AVP 96\r\n")
+    assert transport.last(488).cseq == (2, "INVITE")
+    assert leg.local_sdp == before and leg.remote_sdp == SDP_OFFER
+    assert [type(e) for e in events] == [ua.Answered]
+    reinvite_in(transport, leg, 3, SDP_OFFER + b"a=sendonly\r\n")   # still works
+    assert events[-1].held is True
+    ack(transport, leg, 3)
+    finish(clock, layer, leg)
+
+
+def test_late_offer_ack_with_garbage_is_ignored():
+    clock, transport, layer, leg, events = inbound_call()
+    reinvite_in(transport, leg, 2)
+    ack(transport, leg, 2, b"garbage")
+    assert [type(e) for e in events] == [ua.Answered] and leg.remote_sdp == SDP_OFFER
+    finish(clock, layer, leg)
