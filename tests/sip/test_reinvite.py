@@ -326,3 +326,55 @@ def test_late_offer_ack_with_garbage_is_ignored():
     ack(transport, leg, 2, b"garbage")
     assert [type(e) for e in events] == [ua.Answered] and leg.remote_sdp == SDP_OFFER
     finish(clock, layer, leg)
+
+
+# -- random interleavings (hypothesis) -------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("hold"), st.sampled_from(["sendonly", "inactive"])),
+    st.tuples(st.just("resume"), st.just(None)),
+    st.tuples(st.just("reply"), st.sampled_from([200, 491, 488, 500, 481])),
+    st.tuples(st.just("peer"), st.sampled_from([b"a=sendonly\r\n", b"a=sendrecv\r\n",
+                                                b"a=inactive\r\n", b"", b"bad"])),
+    st.tuples(st.just("ack"), st.sampled_from([b"", SDP_OFFER])),
+    st.tuples(st.just("wait"), st.sampled_from([0.5, 2.0, 4.5, 40.0])),
+), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_random_reinvite_interleavings_keep_the_leg_consistent(ops):
+    """Whatever the order of holds, resumes, replies, crossing re-INVITEs and ACKs:
+    nothing raises, every hold()/resume() Deferred fires exactly once, our CSeq only
+    grows, and ending the call leaves no timer behind."""
+    clock, transport, layer, leg, events = inbound_call()
+    results, deferreds = [], []
+    cseq = 10
+    for op, arg in ops:
+        if leg.ended:
+            break
+        if op == "hold":
+            deferreds.append(leg.hold(arg).addCallback(results.append))
+        elif op == "resume":
+            deferreds.append(leg.resume().addCallback(results.append))
+        elif op == "reply":
+            invite = transport.last("INVITE")
+            if invite is not None:
+                body = SDP_OFFER + b"a=recvonly\r\n" if arg == 200 else b""
+                reply_to_reinvite(transport, arg, "Whatever", body)
+        elif op == "peer":
+            cseq += 1
+            body = b"garbage" if arg == b"bad" else (SDP_OFFER + arg if arg else b"")
+            reinvite_in(transport, leg, cseq, body)
+        elif op == "ack":
+            ack(transport, leg, cseq, arg)
+        else:
+            clock.advance(arg)
+    sent = [m.cseq[0] for m, _ in transport.sent if getattr(m, "method", None) == "INVITE"]
+    assert sent == sorted(sent)                  # retransmissions repeat, never go back
+    finish(clock, layer, leg)
+    assert len(results) == len(deferreds)
+    assert all(isinstance(r, int) for r in results)
