@@ -124,8 +124,13 @@ class CallsMixin:
 
     @defer.inlineCallbacks
     def hangup(self, call_id: int | None = None):
-        """Hang up one call (AT+CHLD=1<x>) or all (AT+CHUP, falling back to ATH)."""
-        if call_id is not None and len(self._calls) > 1:
+        """Hang up one call (AT+CHLD=1<x>) or all (AT+CHUP, falling back to ATH).
+        A waiting call is refused with AT+CHLD=0 (TS 22.030 §6.5.5.1: UDUB, the caller
+        hears busy); 1<x> is defined for active calls only."""
+        target = self._calls.get(call_id) if call_id is not None else None
+        if target is not None and target.state == "waiting" and len(self._calls) > 1:
+            yield self.cmd("AT+CHLD=0", kind="call")
+        elif call_id is not None and len(self._calls) > 1:
             yield self.cmd(f"AT+CHLD=1{int(call_id)}", kind="call")
         else:
             try:

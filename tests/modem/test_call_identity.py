@@ -196,3 +196,32 @@ def test_call_waiting_is_on_after_initialise(net, dialect):
             e.call.serial for e in rig.of(model.IncomingCall)}
     finally:
         yield rig.close()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_hanging_up_a_waiting_call_refuses_it_busy(net, dialect):
+    """F-465 "off": the waiting caller is refused (UDUB, cause 17); the call stays."""
+    p1 = net.add_remote_phone(PHONE)
+    p2 = net.add_remote_phone("+15550002")
+    rig = yield booted(net, dialect)
+    try:
+        m = rig.modem
+        yield _ready(rig)
+        yield wait_until(lambda: rig.module.registered)
+        p1.dial(rig.module.sim.msisdn)
+        yield wait_until(lambda: rig.of(model.IncomingCall), timeout=3.0)
+        yield m.answer()
+        p2.dial(rig.module.sim.msisdn)
+        yield wait_until(lambda: any(e.waiting for e in rig.of(model.IncomingCall)),
+                         timeout=3.0, what="waiting call")
+        waiting = [e.call for e in rig.of(model.IncomingCall) if e.waiting][0]
+        yield m.hangup(waiting.id)
+        yield wait_until(lambda: rig.of(model.CallEnded), timeout=3.0, what="refused")
+        ended = rig.of(model.CallEnded)[0]
+        assert ended.call.serial == waiting.serial and ended.cause == 17
+        assert [(c.state, c.number) for c in m.calls] == [("active", PHONE)]
+        yield m.hangup()
+        yield wait_until(lambda: m.calls == (), what="all ended")
+    finally:
+        yield rig.close()
