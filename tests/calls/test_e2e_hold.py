@@ -112,3 +112,66 @@ def test_call_waiting_holds_the_first_leg_by_reinvite(gateway_factory, baresip_f
     rows = yield gw.cdrs.recent()
     assert sorted(r["caller_before"] for r in rows) == ["+12125550151", "+12125550152"]
     assert len({r["sip_call_id"] for r in rows}) == 2
+
+
+@pytest_twisted.inlineCallbacks
+def test_late_offer_over_udp_media_follows_the_ack(gateway_factory):
+    """An INVITE without SDP to the gateway's own number (two-stage dialing, so it
+    answers at once): the 200 carries the gateway's offer, our ACK the answer with
+    our RTP port, and the dial tone arrives there -- media took the ACK's answer."""
+    from twisted.internet.protocol import DatagramProtocol
+
+    from goip_tw.sip.message import parse_message
+
+    holder = {}
+    gw = yield gateway_factory(media=media_for(holder), outgoing_auth="none")
+    holder["gw"] = gw
+
+    class Sip(DatagramProtocol):
+        responses = []
+
+        def datagramReceived(self, data, addr):
+            msg = parse_message(data)
+            if hasattr(msg, "status"):
+                self.responses.append(msg)
+
+    class Rtp(DatagramProtocol):
+        packets = 0
+
+        def datagramReceived(self, data, addr):
+            Rtp.packets += 1
+
+    sip = Sip()
+    sip_port = reactor.listenUDP(0, sip, interface="127.0.0.1")
+    rtp_port = reactor.listenUDP(0, Rtp(), interface="127.0.0.1")
+    local, rtp = sip_port.getHost().port, rtp_port.getHost().port
+    try:
+        invite = (f"INVITE sip:goip-01@127.0.0.1:{gw.sip.port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKlate1;rport\r\n"
+                  "Max-Forwards: 70\r\nFrom: <sip:carol@127.0.0.1>;tag=c1\r\n"
+                  f"To: <sip:goip-01@127.0.0.1:{gw.sip.port}>\r\nCall-ID: late-offer-1\r\n"
+                  f"CSeq: 1 INVITE\r\nContact: <sip:carol@127.0.0.1:{local}>\r\n"
+                  "Content-Length: 0\r\n\r\n").encode()
+        sip_port.write(invite, ("127.0.0.1", gw.sip.port))
+        yield poll_until(reactor, lambda: any(r.status == 200 for r in sip.responses), 10)
+        ok = next(r for r in sip.responses if r.status == 200)
+        assert b"m=audio" in ok.body                    # the gateway's offer
+        answer = (b"v=0\r\no=carol 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                  b"t=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n"
+                  b"a=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n" % rtp)
+        ack = (f"ACK sip:goip-01@127.0.0.1:{gw.sip.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bKlate2;rport\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:carol@127.0.0.1>;tag=c1\r\n"
+               f"To: {ok.headers.get('to')}\r\nCall-ID: late-offer-1\r\nCSeq: 1 ACK\r\n"
+               f"Content-Type: application/sdp\r\nContent-Length: {len(answer)}\r\n\r\n"
+               ).encode() + answer
+        sip_port.write(ack, ("127.0.0.1", gw.sip.port))
+        yield poll_until(reactor, lambda: Rtp.packets >= 10, 10)   # the dial tone
+        bye = ack.replace(b"ACK sip", b"BYE sip", 1).replace(b"CSeq: 1 ACK", b"CSeq: 2 BYE") \
+            .replace(b"late2", b"late3")
+        bye = bye[:bye.index(b"Content-Type")] + b"Content-Length: 0\r\n\r\n"
+        sip_port.write(bye, ("127.0.0.1", gw.sip.port))
+        yield poll_until(reactor, lambda: not gw.ctl.calls and not gw.ctl.pending_cdrs, 10)
+    finally:
+        yield sip_port.stopListening()
+        yield rtp_port.stopListening()
