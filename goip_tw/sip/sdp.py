@@ -273,11 +273,9 @@ class AudioDescription:
 def parse_audio(data: bytes | str) -> AudioDescription:
     """The remote audio stream; ``SdpError`` names what is missing or wrong."""
     session = Session.parse(data, strict=False)
-    audio = [i for i, m in enumerate(session.media) if m.kind == "audio"]
-    if not audio:
+    index = _audio_index(session)
+    if index is None:
         raise SdpError("m", "no m=audio line")
-    # the first stream in use; a refused one (port 0) only when it is all there is
-    index = next((i for i in audio if session.media[i].port), audio[0])
     m = session.media[index]
     if not all(_digits(p) for p in m.formats):
         raise SdpError("m", "m=audio payload types must be numbers")
@@ -290,20 +288,32 @@ def parse_audio(data: bytes | str) -> AudioDescription:
     ptime = _ptime(m.attr("ptime"))
     rtpmap = {int(pt): v for pt, v in m.rtpmap.items() if _digits(pt)}
     fmtp = {int(pt): v for pt, v in m.fmtp.items() if _digits(pt)}
-    direction = session.direction_of(m)
-    if address in NULL_ADDRESSES and direction == "sendrecv":
-        direction = "sendonly"  # RFC 2543-style hold
-    return AudioDescription(address, m.port, pts, rtpmap, fmtp, ptime, direction, m.proto,
-                            m.crypto, session, index)
+    return AudioDescription(address, m.port, pts, rtpmap, fmtp, ptime,
+                            _offered_direction(session, m), m.proto, m.crypto, session, index)
 
 
 def offered_direction(data: bytes | str) -> str:
     """The audio direction a (re-)offer asks for, hold included (RFC 3264 §8.4,
     ``c=0.0.0.0`` as in RFC 2543); ``sendrecv`` when the body has no usable audio."""
     try:
-        return parse_audio(data).direction
+        session = Session.parse(data, strict=False)
     except SdpError:
         return "sendrecv"
+    index = _audio_index(session)
+    return "sendrecv" if index is None else _offered_direction(session, session.media[index])
+
+
+def _audio_index(session: Session) -> int | None:
+    """The first audio stream in use; a refused one (port 0) when it is all there is."""
+    audio = [i for i, m in enumerate(session.media) if m.kind == "audio"]
+    return next((i for i in audio if session.media[i].port), audio[0] if audio else None)
+
+
+def _offered_direction(session: Session, m: Media) -> str:
+    direction = session.direction_of(m)
+    if session.address_of(m) in NULL_ADDRESSES and direction == "sendrecv":
+        return "sendonly"  # RFC 2543-style hold
+    return direction
 
 
 def _digits(text: str) -> bool:

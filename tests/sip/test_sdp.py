@@ -195,6 +195,8 @@ def test_session_level_direction_applies_to_streams_without_one():
     (b"", "sendrecv"),
     (b"m=audio x\r\n", "sendrecv"),  # unusable bodies never raise
     (b"\xff\xfe" * 40, "sendrecv"),
+    # hold is still seen in an offer the media engine would refuse
+    (AUDIO.replace(b"a=ptime:20", b"a=ptime:abc").replace(b"sendrecv", b"inactive"), "inactive"),
 ])
 def test_offered_direction(body, direction):
     assert sdp.offered_direction(body) == direction
