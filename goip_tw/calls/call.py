@@ -17,7 +17,11 @@ OutAlerting         ALERTING    the remote phone rings; 183 + early media (F-422
 InCollecting        ACTIVE      mobile call answered; dial tone; digits (F-460)
 InForwarding        INCOMING    INVITE sent to VoIP, mobile caller waiting
 Talking             CONNECTED   media bridged both ways; DTMF, hold, call waiting
-Ended               IDLE        everything released, CDR written
+CwForwarding        (kept)      waiting.py: a waiting caller's own INVITE is out
+CwTalking           (kept)      waiting.py: the waiting caller talks, the first held
+CwHeld              (kept)      waiting.py: mode 3 swapped back, the waiting call held
+Ended               IDLE        everything released, CDR written (IDLE only when no
+                                other call is left on the line)
 ==================  ==========  ====================================================
 """
 

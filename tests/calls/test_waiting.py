@@ -131,3 +131,29 @@ def test_first_call_ends_while_new_caller_talks():
     assert rig.take() == [("media", "stop", "bridge", 1), ("sip", "bye")]
     assert rig.states.is_idle(1)
     rig.assert_clean()
+
+
+def test_waiting_call_during_a_voip_to_mobile_call():
+    """The first call came from VoIP (A called the mobile): the waiting caller is
+    forwarded by the line's forward number all the same and A is held meanwhile."""
+    from goip_tw.calls.interfaces import SipOffer
+
+    from .fakes import FakeLeg
+
+    rig = Rig(lines=[{"incoming_forward": "101", "call_waiting": "1"}])
+    leg = FakeLeg(rig.log)
+    rig.ctl.offer(leg, SipOffer("alice", "13012345678", leg.call_id))
+    mcall = rig.lines.calls[0]
+    mcall.listener.mobile_connected(mcall)
+    rig.take()
+    second = ring(rig, caller="0201234", name="second")
+    assert rig.take() == [("sip", "invite", "101", "0201234", "from")]
+    child = rig.sip.legs[0]
+    child.listener.leg_answered(child)
+    assert rig.take() == [("gsm", 1, "chld", "2"), ("sip", "hold"), ("media", "bridge", 1)]
+    second.listener.mobile_ended(second, 16, "normal")
+    assert ("sip", "resume") in rig.take()
+    leg.listener.leg_ended(leg, None, "BYE")
+    assert [c.direction for c in rig.cdrs.records] == ["in", "out"]
+    rig.take()
+    rig.assert_clean()
