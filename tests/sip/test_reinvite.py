@@ -165,12 +165,18 @@ def test_we_hold_and_resume_an_inbound_call():
     finish(clock, layer, leg)
 
 
-def test_we_hold_an_outbound_call():
+def outbound_call():
+    """A call we placed, answered with a 2xx; (clock, transport, layer, leg)."""
     clock, transport, layer, core = stack()
     leg = core.call(target=SipURI.parse("sip:101@127.0.0.1:5090"), dest=PEER,
                     account="main", line=1,
                     from_=NameAddr(uri=SipURI(host="127.0.0.1", user="gw")), local_sdp=LOCAL)
     answer_outbound(transport, 200, "OK", body=SDP_ANSWER)
+    return clock, transport, layer, leg
+
+
+def test_we_hold_an_outbound_call():
+    clock, transport, layer, leg = outbound_call()
     results = []
     leg.hold().addCallback(results.append)
     invite = transport.last("INVITE")
@@ -204,11 +210,7 @@ def test_glare_491_both_ways_with_backoff():
 
 
 def test_glare_backoff_of_the_call_id_owner_and_give_up():
-    clock, transport, layer, core = stack()
-    leg = core.call(target=SipURI.parse("sip:101@127.0.0.1:5090"), dest=PEER,
-                    account="main", line=1,
-                    from_=NameAddr(uri=SipURI(host="127.0.0.1", user="gw")), local_sdp=LOCAL)
-    answer_outbound(transport, 200, "OK", body=SDP_ANSWER)
+    clock, transport, layer, leg = outbound_call()
     results = []
     leg.hold().addCallback(results.append)
     for attempt in range(reinvite.MAX_GLARE_RETRIES):
