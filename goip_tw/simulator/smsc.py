@@ -35,7 +35,7 @@ class PendingSms:
     recipient: str
     text: str
     encoding: str | None
-    report_to: tuple | None
+    report_to: tuple = ()   # ((module, TP-MR), ...): one per part that asked for a report
     parts: list = attrs.field(factory=list)
     entry: dict = attrs.field(factory=dict)
 
@@ -48,12 +48,16 @@ class SmsCenter:
         self.pending: list[PendingSms] = []
         self.log: list[dict] = []
         self._ref = 0
+        # A real SMSC reports every part of a long message that asked for a report
+        # (3GPP TS 23.040 9.2.3.5); collect them until the message is whole.
+        self._part_reports: dict[tuple, list] = {}
 
     def stop(self) -> None:
         self.timers.cancel_all()
         self.reassembler.on_timeout = None  # drop incomplete parts silently at stop
         self.reassembler.flush()
         self.reassembler.on_timeout = self._incomplete
+        self._part_reports.clear()
 
     def now(self) -> datetime:
         """Network time: the clock, or a fixed 2026 epoch under a test Clock."""
@@ -69,34 +73,43 @@ class SmsCenter:
         module.message_ref = (module.message_ref + 1) % 256
         mr = module.message_ref
         sender = module.sim.msisdn
-        report_to = (module, mr) if message.status_report_request else None
+        key = (sender, message.recipient, message.concat.ref, message.concat.total) \
+            if message.concat else None
+        reports = self._part_reports.setdefault(key, []) if key else []
+        if message.status_report_request:
+            reports.append((module, mr))
         self.network.record("sms_submit", module=module.number, to=message.recipient,
                             part=(message.concat.seq if message.concat else 1),
                             parts=(message.concat.total if message.concat else 1))
         keyed = attrs.evolve(message, recipient=f"{sender}>{message.recipient}")
         whole = self.reassembler.add(keyed)
         if whole is not None:
+            self._part_reports.pop(key, None)
             self.send(sender, message.recipient, whole.text, encoding=whole.encoding,
-                      report_to=report_to)
+                      report_to=tuple(reports))
         return mr
 
     def submit_text(self, module, recipient: str, text: str, *, status_report=False) -> int:
         module.message_ref = (module.message_ref + 1) % 256
         mr = module.message_ref
         self.send(module.sim.msisdn, recipient, text,
-                  report_to=(module, mr) if status_report else None)
+                  report_to=((module, mr),) if status_report else ())
         return mr
 
     def _incomplete(self, message, missing) -> None:
         sender, _, recipient = message.recipient.partition(">")
+        key = (sender, recipient, message.concat.ref, message.concat.total) \
+            if message.concat else None
+        reports = tuple(self._part_reports.pop(key, ()))
         log.warn("simulator SMS from {sender} to {recipient} missing parts {missing}",
                  sender=sender, recipient=recipient, missing=missing)
-        self.send(sender, recipient, message.text, encoding=message.encoding)
+        self.send(sender, recipient, message.text, encoding=message.encoding,
+                  report_to=reports)
 
     # -- routing --------------------------------------------------------------
 
     def send(self, sender: str, recipient: str, text: str, *, encoding=None,
-             report_to=None) -> dict:
+             report_to=()) -> dict:
         """Route one complete message from ``sender`` to ``recipient``."""
         entry = {"from": sender, "to": recipient, "text": text,
                  "time": self.network.clock.seconds(), "status": "pending"}
@@ -131,7 +144,7 @@ class SmsCenter:
                 item.parts = pdu.encode_deliver(
                     item.sender, item.text, self.now(), smsc=self.network.smsc_number,
                     encoding=item.encoding, concat_ref=self._ref,
-                    status_report_indication=item.report_to is not None)
+                    status_report_indication=bool(item.report_to))
             except pdu.PduError as exc:
                 log.warn("simulator cannot encode SMS to {to}: {error}",
                          to=item.recipient, error=exc)
@@ -159,16 +172,14 @@ class SmsCenter:
                 self._try(item)
 
     def _report(self, report_to, recipient: str, status: int) -> None:
-        if report_to is None:
-            return
-        module, mr = report_to
-        now = self.now()
-        hex_pdu, length = pdu.encode_status_report(mr, recipient, now, now, status,
-                                                   smsc=self.network.smsc_number)
         from .at_sms import status_report_incoming
 
-        self.timers.later(0.5, status_report_incoming, module, hex_pdu, length)
-        self.network.record("sms_report", module=module.number, mr=mr, status=status)
+        now = self.now()
+        for module, mr in report_to or ():
+            hex_pdu, length = pdu.encode_status_report(mr, recipient, now, now, status,
+                                                       smsc=self.network.smsc_number)
+            self.timers.later(0.5, status_report_incoming, module, hex_pdu, length)
+            self.network.record("sms_report", module=module.number, mr=mr, status=status)
 
     def describe(self) -> dict:
         return {"log": self.log[-100:], "pending": len(self.pending), "time": time.time()}

@@ -124,6 +124,19 @@ def test_status_report_requested(sim):
     assert report.message_ref == refs[0] and report.status == 0x41
 
 
+def test_every_part_of_a_long_message_gets_its_status_report(sim):
+    """TS 23.040: each SMS-SUBMIT that asked for a report gets one, parts included."""
+    s, (a, b) = ready(sim)
+    a.cmd("AT+CNMI=2,1,0,1,0")
+    refs = send_pdu(s, a, number(s, 1), "long " * 70, status_report=True, concat_ref=5)
+    assert len(refs) == 3
+    s.settle(1.5)
+    urcs = a.take().split("+CDS: ")[1:]
+    reports = [pdu.decode(u.split("\r\n")[1]) for u in urcs]
+    assert sorted(r.message_ref for r in reports) == sorted(refs)
+    assert all(r.status == 0 for r in reports)
+
+
 def test_multipart_submit_is_reassembled(sim):
     s, (a, b) = ready(sim)
     text = "part " * 60
