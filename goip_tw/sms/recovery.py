@@ -67,11 +67,17 @@ class RecoveryMixin:
             if verdict:
                 mr = expected if expected is not None else -1
                 nxt = seq + 1 if seq < total else None
-                yield self.store.write(repo.part_sent, msg.id, seq, line.number, mr, now, nxt,
-                                       (mr + 1) % 256 if nxt else None)
+                final = yield self.store.write(repo.part_sent, msg.id, seq, line.number, mr,
+                                               now, nxt, (mr + 1) % 256 if nxt else None)
                 if nxt is None:
                     self._publish(SmsEvent(msg.id, State.SENT, line=line.number,
                                            source=msg.source, source_ref=msg.source_ref))
+                    if final is not None:
+                        # Every part's report was drained from the SIM before this
+                        # recovery (reports come per part, TS 23.040 9.2.3.5): the
+                        # combined state is known now and must be reported once.
+                        self._publish(SmsEvent(msg.id, final, line=line.number,
+                                               source=msg.source, source_ref=msg.source_ref))
                     continue
                 yield self._send(ls, _Pending(attrs.evolve(msg, sent_parts=seq), (line.number,)),
                                  first_seq=nxt, claimed=True, first_expected=(mr + 1) % 256)

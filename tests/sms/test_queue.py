@@ -446,3 +446,36 @@ def test_scheduled_delivery_waits_and_survives_restart(store, clock):
     yield settle(store, clock)
     assert [n[2] for n in net] == ["later"]
     q2.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_reports_drained_before_recovery_still_finish_the_message(store, clock):
+    """After a crash mid-send the SIM's stored +CDS reports (one per part) can arrive
+    before the line is recovered: the part left ``sending`` is matched by its
+    expected TP-MR, and the recovery that records it as sent publishes the combined
+    final state (so SMPP receipts are not lost)."""
+    net = []
+    l1 = FakeLine(1, net)
+    q = yield start_queue(store, clock, [l1])
+    l1.hold = True
+    a = yield q.submit(sub("r" * 300))  # 2 parts
+    yield settle(store, clock)
+    l1.held.pop(0).callback(1)  # part 1 sent and recorded
+    yield settle(store, clock)
+    assert len(net) == 2  # part 2 left the module, its +CMGS answer is lost
+    q.stopService()
+    q2 = yield start_queue(store, clock, [])
+    events = []
+    q2.subscribe(events.append)
+    for mr, ok in ((1, True), (2, False)):
+        yield q2.on_status_report(StatusReport(1, mr, ok, status=0 if ok else 0x41))
+    assert (yield q2.info(a.message))["state"] == "sending"
+    q2.add_line(FakeLine(1, net, mr=l1.mr))
+    yield settle(store, clock)
+    assert len(net) == 2  # nothing sent twice
+    info = yield q2.info(a.message)
+    assert info["state"] == "failed"
+    assert [p["state"] for p in info["part_rows"]] == ["delivered", "failed"]
+    finals = [(e.message, e.state) for e in events if e.seq is None and e.state.final]
+    assert finals == [(a.message, State.FAILED)]
+    q2.stopService()
