@@ -6,6 +6,11 @@ accepts it: a 2xx to the SIP MESSAGE, the outgoing queue's durable acceptance, o
 SMTP relay's 250. Failures back off exponentially (``base_delay`` doubling up to
 ``max_delay``); a job older than ``max_age`` is marked failed and logged. Pending
 jobs are reloaded at start, so a restart delays a forward but never loses it.
+``stop()`` cancels the attempts still waiting for the far side and records nothing
+for them (the store closes right after): they stay ``pending`` and are tried again
+at the next start.  A far side that had accepted just before the stop may so get the
+forward twice (at least once, never lost); F-497 is idempotent through its
+``source_ref``.
 
 Formats are the manual's (SPEC F-496/F-497): the SIP body is exactly
 ``<sender>\\n(L<line>)<text>`` and the mobile text ``L<line>,<sender>><text>``.
@@ -160,6 +165,7 @@ class Forwarder:
         self.max_age = max_age
         self._timers: dict[int, object] = {}
         self._busy: set[int] = set()
+        self._inflight: dict[int, defer.Deferred] = {}
         self.running = False
 
     # -- IForwardPlanner ------------------------------------------------------------
@@ -187,11 +193,16 @@ class Forwarder:
         self.schedule(jobs)
 
     def stop(self) -> None:
+        """Cancel timers and attempts in flight; nothing is written after this."""
         self.running = False
         for call in self._timers.values():
             if call.active():
                 call.cancel()
         self._timers.clear()
+        inflight, self._inflight = list(self._inflight.values()), {}
+        for d in inflight:
+            if not d.called:
+                d.cancel()
 
     # -- internals ------------------------------------------------------------------
 
@@ -205,12 +216,16 @@ class Forwarder:
 
     def _attempt(self, job: ForwardJob) -> defer.Deferred:
         self._timers.pop(job.id, None)
+        if not self.running:
+            return defer.succeed(None)
         sender = self.senders.get(job.kind)
         self._busy.add(job.id)
         if sender is None:
             d = defer.fail(RuntimeError(f"kind: no sender for {job.kind!r}"))
         else:
             d = defer.maybeDeferred(sender, job)
+            if not d.called:
+                self._inflight[job.id] = d
         d.addCallbacks(self._accepted, self._refused, callbackArgs=(job,), errbackArgs=(job,))
         d.addBoth(self._free, job)
         d.addErrback(lambda f: log.failure("sms forward {id}: recording the result failed",
@@ -221,13 +236,26 @@ class Forwarder:
         self._busy.discard(job.id)
         return result
 
+    def _stopped(self, job: ForwardJob) -> bool:
+        """The attempt ended after stop(): the store may be closed, record nothing."""
+        self._inflight.pop(job.id, None)
+        if self.running:
+            return False
+        log.info("sms forward {id} ({kind}) interrupted by the stop: tried again at the "
+                 "next start", id=job.id, kind=job.kind)
+        return True
+
     def _accepted(self, _, job: ForwardJob):
+        if self._stopped(job):
+            return None
         log.info("sms forward {id} ({kind}) of message {history} accepted after "
                  "{n} attempt(s)", id=job.id, kind=job.kind, history=job.history_id,
                  n=job.attempts + 1)
         return self.store.write(_mark_done, job.id, self.clock.seconds())
 
     def _refused(self, failure, job: ForwardJob):
+        if self._stopped(job):
+            return None
         now = self.clock.seconds()
         error = failure.getErrorMessage() or failure.type.__name__
         if now - job.created_at >= self.max_age:
