@@ -76,19 +76,18 @@ def test_kannel_to_simulated_phone_and_back(tmp_path):
         # ... and the e-mail inbox
         yield wait_for(lambda: sink.messages, 60, "e-mail")
         assert "Grüße aus Kannel 😀" in sink.messages[0].get_content()
-        # The delivery receipt comes back to Kannel as a DLR (1 = delivered).  The
-        # simulator reports a concatenated message once, for its last part (reported;
-        # a real SMSC reports each part), so a 3-part message never gets all its
-        # reports there; Kannel's receipt path is checked with a 1-part message here
-        # and with a 3-part one in test_kannel.py.
-        r = yield http.get(f"{kannel.sendsms}?username=tester&password=testpw&from=goiptest"
-                           f"&to={quote(echo)}&charset=UTF-8&coding=2&dlr-mask=3"
-                           f"&dlr-url={quote(dlr_url, safe='')}&text={quote('kurz 😀')}")
-        assert r.code == 202
+        # The delivery receipt comes back to Kannel as one DLR for the whole 3-part
+        # message (1 = delivered): the simulated network reports every part (TS 23.040
+        # 9.2.3.5), the gateway combines them and answers each id Kannel asked about.
         yield wait_for(lambda: any(p == "/dlr" and h["s"] == ["1"] for p, h in recorder.hits),
                        60, "delivered DLR at Kannel")
-        rows = yield gw.store.query("SELECT parts FROM sms_message ORDER BY id")
-        assert [r["parts"] for r in rows] == [3, 1]
+        rows = yield gw.store.query("SELECT id, parts, state FROM sms_message ORDER BY id")
+        assert [(r["parts"], r["state"]) for r in rows] == [(3, "delivered")]
+        parts = yield gw.store.query("SELECT state FROM sms_part ORDER BY seq")
+        assert [r["state"] for r in parts] == ["delivered"] * 3
+        final = [h for p, h in recorder.hits if p == "/dlr" and h["s"] in (["1"], ["2"])]
+        assert [h["s"] for h in final] == [["1"]]
+        assert final[0]["id"][0].split(".")[0] == str(rows[0]["id"])
     finally:
         kannel.stop()
         yield defer.maybeDeferred(gw.stopService)
