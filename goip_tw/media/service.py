@@ -146,10 +146,13 @@ class MediaService(service.Service):
                                    version=st.version,
                                    crypto=st.local_crypto.to_sdp() if st.local_crypto else None)
         desc = sdp.parse_audio(offer)
-        shared = sdp.negotiate(desc, self.codec_order())
+        order = self.codec_order()
+        shared = sdp.negotiate(desc, order)
         if not shared:
             raise sdp.NoCommonCodec("m", "no codec in common with the offer")
-        codec = shared[0]
+        # F-440: the operator's codec order decides among the codecs both sides have.
+        rank = {c.name: i for i, c in enumerate(order)}
+        codec = min(shared, key=lambda c: rank[c.name])
         remote_dtmf = desc.telephone_event_pt() if dtmf_pt is not None else None
         crypto_line = self._answer_crypto(st, desc)
         st.media.configure(codec, dtmf_pt=remote_dtmf, ptime=max(cfg.ptime, desc.ptime or 0),

@@ -207,3 +207,18 @@ def test_hostile_numbers_in_sdp_are_refused_not_raised():
     svc.release(leg)
     svc.release(other)
     assert not svc.ports.in_use
+
+
+def test_answer_picks_the_configured_codec_order_not_the_offerers():
+    """F-440: the operator's codec order decides among codecs both sides offer."""
+    from twisted.internet import reactor
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43800, rtp_port_max=43819,
+                       codecs=("PCMA", "PCMU"))
+    svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
+    leg = Leg()
+    offer = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+             b"m=audio 5000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+    answer = sdp.Session.parse(svc.local_sdp(leg, offer))
+    assert answer.media[0].formats == ("8", "101")
+    assert svc.codec_of(leg) == "PCMA"
+    svc.release(leg)
