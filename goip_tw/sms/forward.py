@@ -167,6 +167,7 @@ class Forwarder:
         self._busy: set[int] = set()
         self._inflight: dict[int, defer.Deferred] = {}
         self.running = False
+        self._closed = False  # set by stop(): the store may close any moment
 
     # -- IForwardPlanner ------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class Forwarder:
     @defer.inlineCallbacks
     def start(self):
         self.running = True
+        self._closed = False
         jobs = yield self.store.read(_load_pending)
         if jobs:
             log.info("sms forward: {n} pending forward(s) reloaded", n=len(jobs))
@@ -195,6 +197,7 @@ class Forwarder:
     def stop(self) -> None:
         """Cancel timers and attempts in flight; nothing is written after this."""
         self.running = False
+        self._closed = True
         for call in self._timers.values():
             if call.active():
                 call.cancel()
@@ -216,7 +219,7 @@ class Forwarder:
 
     def _attempt(self, job: ForwardJob) -> defer.Deferred:
         self._timers.pop(job.id, None)
-        if not self.running:
+        if self._closed:
             return defer.succeed(None)
         sender = self.senders.get(job.kind)
         self._busy.add(job.id)
@@ -239,7 +242,7 @@ class Forwarder:
     def _stopped(self, job: ForwardJob) -> bool:
         """The attempt ended after stop(): the store may be closed, record nothing."""
         self._inflight.pop(job.id, None)
-        if self.running:
+        if not self._closed:
             return False
         log.info("sms forward {id} ({kind}) interrupted by the stop: tried again at the "
                  "next start", id=job.id, kind=job.kind)
