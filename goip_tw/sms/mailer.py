@@ -24,6 +24,7 @@ import attrs
 from twisted.internet import defer
 from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.mail.smtp import ESMTPSenderFactory
 
 log = Logger()
@@ -102,8 +103,10 @@ def _tls_options(settings: SmtpSettings):
 
 def send_message(reactor, settings: SmtpSettings, message: bytes) -> defer.Deferred:
     """Send *message* once; the Deferred fires when the relay accepted it (250) and
-    fails on any error. Retrying is the caller's business (the forward queue)."""
-    result: defer.Deferred = defer.Deferred()
+    fails on any error. Retrying is the caller's business (the forward queue).
+    Cancelling it (the forwarder's stop) closes the connection at once, so no SMTP
+    session or timer outlives the service."""
+    inner: defer.Deferred = defer.Deferred()
     tls = settings.security != "none"
     try:
         context = _tls_options(settings) if tls else None
@@ -115,7 +118,7 @@ def send_message(reactor, settings: SmtpSettings, message: bytes) -> defer.Defer
         settings.from_addr,
         list(settings.to_addrs),
         io.BytesIO(message),
-        result,
+        inner,
         retries=0,
         timeout=settings.timeout,
         contextFactory=context,
@@ -123,9 +126,21 @@ def send_message(reactor, settings: SmtpSettings, message: bytes) -> defer.Defer
         requireTransportSecurity=tls,
     )
     if settings.security == "tls":
-        reactor.connectSSL(
+        connector = reactor.connectSSL(
             settings.host, settings.port, factory, context, timeout=settings.timeout
         )
     else:
-        reactor.connectTCP(settings.host, settings.port, factory, timeout=settings.timeout)
+        connector = reactor.connectTCP(settings.host, settings.port, factory,
+                                       timeout=settings.timeout)
+    result: defer.Deferred = defer.Deferred(lambda _: connector.disconnect())
+
+    def relay(outcome):
+        # After a cancel the factory still reports the closed connection: drop it.
+        if not result.called:
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
+
+    inner.addBoth(relay)
     return result

@@ -2,13 +2,16 @@
 after the store closes (no "recording the result failed"), and the job is tried
 again at the next start."""
 
+import pytest
 import pytest_twisted
-from twisted.internet import defer
-from twisted.internet.task import Clock
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import globalLogPublisher
 
 from goip_tw.sms.forward import ForwardRules, Forwarder
 from goip_tw.sms.inbound import InboundSms
+from goip_tw.sms.mailer import SmtpSettings, send_message
 from tests.sms.inbound_support import flush, open_store, part
 
 
@@ -76,3 +79,46 @@ def test_stop_cancels_in_flight_forward_and_it_runs_after_restart(tmp_path):
         assert clock2.getDelayedCalls() == []
     finally:
         yield store.stop()
+
+
+class _Silent(Protocol):
+    """An SMTP server that accepts the connection and never greets."""
+
+    def connectionMade(self):
+        self.factory.conns.append(self)
+
+    def connectionLost(self, reason):
+        self.factory.lost.append(reason)
+
+
+@pytest_twisted.inlineCallbacks
+def test_cancelled_e_mail_forward_closes_its_connection(tmp_path):
+    """The forwarder's stop cancels an SMTP session waiting for a slow relay: the
+    connection closes at once and no SMTP timer is left behind."""
+    factory = Factory.forProtocol(_Silent)
+    factory.conns, factory.lost = [], []
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        settings = SmtpSettings(host="127.0.0.1", port=port.getHost().port,
+                                from_addr="gw@example.org", to_addrs=("o@example.org",),
+                                security="none", timeout=30)
+        before = set(reactor.getDelayedCalls())
+        d = send_message(reactor, settings, b"Subject: x\n\nbody\n")
+        for _ in range(100):
+            if factory.conns:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        assert factory.conns, "the gateway never connected"
+        d.cancel()
+        with pytest.raises(defer.CancelledError):
+            yield d
+        for _ in range(100):
+            if factory.lost:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        assert factory.lost, "the SMTP connection stayed open"
+        left = [c for c in reactor.getDelayedCalls() if c not in before and c.active()
+                and c.getTime() > reactor.seconds() + 1]
+        assert left == []
+    finally:
+        yield port.stopListening()
