@@ -122,3 +122,66 @@ def test_cancelled_e_mail_forward_closes_its_connection(tmp_path):
         assert left == []
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_gateway_stop_with_an_e_mail_forward_in_flight(tmp_path):
+    """The whole GatewayService stops while a received SMS's e-mail forward waits for
+    a relay that never answers: no "recording the result failed" (nothing is written
+    after the store closed) and the forward is still pending for the next start."""
+    from goip_tw.config.manager import ConfigManager
+    from goip_tw.gateway import GatewayService
+    from goip_tw.sms.model import Submission
+    from tests.modem.simhelp import wait_until
+
+    factory = Factory.forProtocol(_Silent)
+    factory.conns, factory.lost = [], []
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    (tmp_path / "data").mkdir()
+    pre = yield open_store(tmp_path / "data" / "goip.sqlite")  # migrated before start
+    yield pre.stop()
+    overrides = {
+        "simulator": {"enabled": "on", "modules": 1, "slots": 1, "reg_delay": 0.05},
+        "sms_inbound": {"email_to": ["owner@example.org"], "email_from": "gw@example.org",
+                        "smtp_host": "127.0.0.1", "smtp_port": port.getHost().port,
+                        "smtp_security": "none"}}
+    subsystems = (("simulator", "goip_tw.simulator.service"),
+                  ("modems", "goip_tw.modem.service"), ("sms", "goip_tw.sms.service"),
+                  ("sms_inbound", "goip_tw.sms.inbound_service"))
+    gw = GatewayService(ConfigManager(str(tmp_path / "goip.toml"), overrides),
+                        str(tmp_path / "data"), reactor=reactor, subsystems=subsystems)
+    failures = []
+
+    def observe(event):
+        if event.get("log_failure") is not None:
+            failures.append(event)
+    globalLogPublisher.addObserver(observe)
+    stopped = False
+    try:
+        gw.startService()
+        modems = gw.subsystem("modems")
+        yield wait_until(lambda: modems.lines and modems.lines[0].state == "registered",
+                         timeout=20, what="line 1 registered")
+        sms = gw.subsystem("sms")
+        yield sms.queue.ready
+        echo = gw.config.simulator.sms_echo_number
+        yield sms.queue.submit(Submission(recipient=echo, text="ping", source="web", line=1))
+        yield wait_until(lambda: factory.conns, timeout=30,
+                         what="e-mail forward in flight")
+        stopped = True
+        yield defer.maybeDeferred(gw.stopService)
+        yield wait_until(lambda: factory.lost, timeout=5,
+                         what="the SMTP connection closed by the stop")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        if not stopped:
+            yield defer.maybeDeferred(gw.stopService)
+        yield port.stopListening()
+        for conn in factory.conns:
+            conn.transport.abortConnection()
+    assert failures == [], [e.get("log_format") for e in failures]
+    store = yield open_store(tmp_path / "data" / "goip.sqlite")
+    try:
+        assert (yield _forward_rows(store)) == [("pending", 0)]
+    finally:
+        yield store.stop()
