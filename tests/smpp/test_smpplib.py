@@ -224,6 +224,34 @@ def test_receipts_for_every_part_combination(smsc):
 
 
 @pytest_twisted.inlineCallbacks
+def test_gateway_split_receipt_waits_for_every_part(smsc):
+    """A 3-part text split by us: one message_id and one receipt, sent only once the
+    third part's report made the whole message final (reports come per part)."""
+    c = yield in_thread(client, smsc)
+    yield in_thread(lambda: c.bind_transceiver(system_id="1", password="secret"))
+    (mid,) = yield in_thread(submit_payload, c, "w" * 400, True)
+    yield wait_for(lambda: len(smsc.net) == 3)
+
+    def nothing_pending():
+        # An enquire_link round trip: a receipt already sent would arrive before it.
+        c.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=c))
+        p = read_until(c, lambda p: p.command in ("enquire_link_resp", "deliver_sm"))
+        return p.command
+    for line, dest, text, concat, ref in smsc.net[:2]:
+        yield smsc.queue.on_status_report(StatusReport(line, ref, True))
+        yield smsc.store.read(lambda conn: None)  # the receipt's info read has run
+        assert (yield in_thread(nothing_pending)) == "enquire_link_resp"
+    line, dest, text, concat, ref = smsc.net[2]
+    yield smsc.queue.on_status_report(StatusReport(line, ref, True))
+    p = yield in_thread(read_until, c, lambda p: p.command == "deliver_sm")
+    fields, rid, state = _receipt_fields(p)
+    assert (rid, fields["stat"], state) == (mid, "DELIVRD", P.DELIVERED)
+    assert (yield in_thread(nothing_pending)) == "enquire_link_resp"  # one receipt only
+    yield in_thread(c.unbind)
+    c.disconnect()
+
+
+@pytest_twisted.inlineCallbacks
 def test_query_and_cancel(smsc):
     for line in smsc.lines:
         line.ok = False  # nothing leaves, so cancel is still possible
