@@ -185,7 +185,9 @@ class Modem(CallsMixin, SmsMixin):
 
     @defer.inlineCallbacks
     def initialise(self):
-        """Echo off, verbose errors, detect the driver, PDU mode, URCs, vendor setup."""
+        """Abort whatever input a previous owner left pending (ESC), echo off, verbose
+        errors, detect the driver, PDU mode, URCs, vendor setup."""
+        yield self.engine.resync()
         yield self._try("ATE0", kind="quick")
         yield self._try("ATE0", kind="quick")  # the first may have been eaten by a booting module
         ident = yield self.read_identity()

@@ -200,12 +200,15 @@ class AtEngine(protocol.Protocol):
 
     max_line = 4096
     late_grace = 1.0
+    #: seconds to let a module answer the ESC of :meth:`resync` before the probe
+    settle = 0.2
 
     def __init__(self, clock, *, timeouts: dict | None = None, name: str = "modem"):
         self.clock = clock
         self.name = name
         timeouts = dict(timeouts or {})
         self.late_grace = float(timeouts.pop("late_grace", self.late_grace))
+        self.settle = float(timeouts.pop("settle", self.settle))
         self.timeouts = dict(DEFAULT_TIMEOUTS, **timeouts)
         self.timeouts_in_row = 0
         self.urcs: dict[str, bool] = dict(BASE_URCS)
@@ -214,6 +217,7 @@ class AtEngine(protocol.Protocol):
         self._queue: collections.deque[_Command] = collections.deque()
         self._current: _Command | None = None
         self._zombie_timer = None
+        self._hold_timer = None
         self._pdu_urc: tuple[str, str] | None = None
         self._buf = b""
         self._quoted: bytes | None = None
@@ -274,8 +278,52 @@ class AtEngine(protocol.Protocol):
     def busy(self) -> bool:
         return self._current is not None or bool(self._queue)
 
+    def resync(self, probes: int = 3) -> defer.Deferred:
+        """Bring a module in an unknown input state back to command mode.
+
+        A gateway killed between ``AT+CMGS`` and Ctrl-Z leaves the module at the
+        ``> `` prompt, taking every later byte as message text.  ESC aborts that
+        input without sending (TS 27.005 §3.5.1); on a module already in command
+        mode it is an ignored character.  Commands queued meanwhile wait ``settle``
+        seconds, so that the module's answer to the abort (or the late result of a
+        command cut off by the crash) goes by as unsolicited garbage instead of
+        answering our first command; then up to ``probes`` ``AT`` probes.  Fires
+        True once a probe got OK, False if none did (the caller's watchdog decides).
+        Nothing is ever terminated with Ctrl-Z here, so an abandoned SMS never leaves.
+        """
+        if not self.connected:
+            return defer.fail(PortClosed("ESC", "port not open"))
+        log.debug("{name} >> ESC (resync)", name=self.name)
+        self.transport.write(b"\x1b")
+        if self._hold_timer is None or not self._hold_timer.active():
+            self._hold_timer = self.clock.callLater(self.settle, self._end_hold)
+
+        @defer.inlineCallbacks
+        def probe():
+            for _ in range(max(1, probes)):
+                try:
+                    yield self.send("AT", kind="quick")
+                    return True
+                except PortClosed:
+                    raise
+                except AtError as exc:
+                    log.info("{name}: AT probe after ESC: {result}", name=self.name,
+                             result=exc.result)
+            return False
+        return probe()
+
+    def _end_hold(self):
+        self._hold_timer = None
+        # a partial line (the echoed "> " and PDU text) is not the start of an answer
+        self._buf = b""
+        self._pdu_urc = None
+        self._quoted = None
+        self._pump()
+
     def _pump(self):
         if self._current is not None or self._zombie_timer is not None or not self._queue:
+            return
+        if self._hold_timer is not None:
             return
         if not self.connected:
             return
@@ -457,6 +505,9 @@ class AtEngine(protocol.Protocol):
         if self._zombie_timer is not None and self._zombie_timer.active():
             self._zombie_timer.cancel()
         self._zombie_timer = None
+        if self._hold_timer is not None and self._hold_timer.active():
+            self._hold_timer.cancel()
+        self._hold_timer = None
         pending = ([self._current] if self._current else []) + list(self._queue)
         self._current = None
         self._queue.clear()

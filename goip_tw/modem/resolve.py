@@ -38,6 +38,7 @@ def probe_imei(clock, path: str, opener, timeout: float = 1.0):
         return None
     try:
         try:
+            yield engine.resync(probes=1)  # a module stranded at "> " answers nothing else
             yield engine.send("ATE0", kind="quick")
         except at.AtError:
             pass
