@@ -147,6 +147,15 @@ def test_sigkill_mid_send_then_exactly_once(tmp_path):
         assert events["sms_report"] == parts, events
         assert reported == parts, (reported, parts, states, events)
         assert states == {"delivered": MESSAGES}
+        # Each report was deleted from its SIM once stored (none left behind).
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(f"{control}/", timeout=10) as r:
+                used = [m["slots"][0]["sms_used"] for m in json.load(r)["modules"]]
+            if not any(used) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert used == [0] * MODULES
     finally:
         if runner is not None:
             runner.stop()
