@@ -71,19 +71,8 @@ def main(argv):
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
-    def abort_sms_prompt():
-        # WORKAROUND (reported to the modem engineer): a gateway killed between
-        # AT+CMGS and its PDU leaves the module at the "> " prompt, and the modem
-        # layer does not send ESC when it opens a port, so the next AT commands are
-        # swallowed as PDU text.  ESC (TS 27.005 §3.5.1) aborts the pending input.
-        for n in range(1, modules + 1):
-            fd = os.open(os.path.join(link_dir, f"module{n}-at"), os.O_WRONLY | os.O_NOCTTY)
-            os.write(fd, b"\x1b")
-            os.close(fd)
-
     @defer.inlineCallbacks
     def start():
-        abort_sms_prompt()
         yield store.start()
         yield queue.startService()
         for ls in lines:
