@@ -19,11 +19,13 @@ second sustained, failed calls, and the gateway's CPU per active call (the
 gateway process's user+system time over the measured window, divided by the mean
 number of active calls).  The measured window starts after a warm-up.
 
-The modem layer learns that the remote phone answered from AT+CLCC, polled every
-second by default, so the setup latency is dominated by that poll; ``--call-poll
-0.05`` shows what the rest of the path (SIP, controller, AT dialling) adds.  The
-simulated network itself takes 0.5 s from ATD to the called phone (network.py),
-so a setup latency of 0.52 s at a 50 ms poll means about 20 ms of our own.
+The setup latency is now about 0.5 s, the simulated network's own delay from ATD
+to the called phone (network.py): the modem layer reads AT+CLCC at once on every
+call-state URC the driver switched on (Quectel ``+QIND: "ccinfo"``, SIMCom
+``+CLCC``, Huawei ``^CONN``/``^CEND``), so the answer is seen as it happens and the
+1 s AT+CLCC poll is only the fallback for modules that report nothing.  What stays
+above 0.5 s is our own path: SIP, controller, AT dialling.
+``--call-poll`` still changes that fallback poll, to measure a silent module.
 
 Run: ``.venv/bin/python bench/calls.py [--seconds 30] [--concurrent 32] [--hold 3]``
 (``--quick`` for a 10 s run).  Each call is replaced ``--gap`` seconds after it

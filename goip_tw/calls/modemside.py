@@ -9,6 +9,8 @@ accept the other, 2 hold active and accept the other) onto the modem's methods.
 
 from __future__ import annotations
 
+import collections
+
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -52,9 +54,10 @@ class ModemCall:
             _logged(self.modem.answer(), "answer", self.line)
 
     def hangup(self):
-        """Hang up and forget the call at once: its CallEnded may never come (a module
-        may reuse the call index for the next ATD before +CLCC shows the release),
-        and the controller already knows it is over."""
+        """Hang up and forget the call at once: the controller asked for it and already
+        treats the call as over, so it must not hear ``mobile_ended`` again.  The
+        modem's later CallEnded carries this call's ``serial``, matches nothing and
+        is dropped, even when the module has given its index to the next call."""
         if self.ended or self.modem is None:
             return
         modem, call_id = self.modem, self.id
@@ -83,6 +86,8 @@ class ModemLines:
         self.status_extra = status_extra
         self._calls: dict[int, list[ModemCall]] = {}
         self._releasing: dict[int, int] = {}
+        #: serials of calls hung up and forgotten, recent ones per line
+        self._forgotten: dict[int, collections.deque] = {}
         self._observers = {}
 
     def add_line(self, line: int, source) -> None:
@@ -145,7 +150,7 @@ class ModemLines:
         d = self.modem_of(line).dial(number)
 
         def dialled(info):
-            if mcall.info is None and info is not None and info.id:
+            if mcall.info is None and info is not None and info.serial:
                 mcall.info = info
 
         def failed(f):
@@ -167,12 +172,18 @@ class ModemLines:
 
     # -- modem events ------------------------------------------------------------------
 
-    def _find(self, line, info):
+    def _find(self, line, info, adopt=True):
+        """The call ``info`` is about, by ``serial`` (the module's index is reused as
+        soon as a call is released, so two calls can share it for a moment).  An
+        outgoing call we dialled but the module had not listed yet takes the first
+        new serial it sees (``adopt``), never one of a call hung up and forgotten
+        (its last state changes and its CallEnded still come)."""
         calls = self._calls.get(line, [])
-        for mcall in calls:
-            if mcall.info is not None and mcall.info.id == info.id and info.id:
-                return mcall
-        if info.direction == "out":
+        if info.serial:
+            for mcall in calls:
+                if mcall.info is not None and mcall.info.serial == info.serial:
+                    return mcall
+        if adopt and info.direction == "out" and info.serial not in self._forgotten.get(line, ()):
             for mcall in calls:
                 if mcall.info is None and not mcall.ended:
                     mcall.info = info
@@ -203,7 +214,7 @@ class ModemLines:
                 mcall.connected = True
                 mcall.listener.mobile_connected(mcall)
         elif isinstance(event, model.CallEnded):
-            mcall = self._find(line, event.call)
+            mcall = self._find(line, event.call, adopt=False)
             if mcall is not None:
                 self._ended(mcall, event.cause, event.text)
         elif isinstance(event, model.DtmfReceived):
@@ -226,6 +237,9 @@ class ModemLines:
 
     def _forget(self, mcall):
         mcall.ended = True
+        if mcall.info is not None and mcall.info.serial:
+            self._forgotten.setdefault(mcall.line, collections.deque(maxlen=8)).append(
+                mcall.info.serial)
         calls = self._calls.get(mcall.line, [])
         if mcall in calls:
             calls.remove(mcall)
