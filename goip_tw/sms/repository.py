@@ -202,21 +202,38 @@ def status_report(conn, line: int, mr: int, delivered: bool, final: bool, status
 
     TP-MR is 8 bits and wraps, so among sent parts with that reference the one
     sent closest to the report's service-centre time stamp (TS 23.040 §9.2.3.11)
-    is meant, or the newest when the report has none.  A part still ``sending``
+    is meant, or the newest when the report has none; when the closest one already
+    has its final report, this one is a repeat and is ignored.  A part still ``sending``
     whose expected reference matches is proof the module sent it (a report drained
     from the SIM right after a restart, before recovery).  The message becomes
     delivered when every part is delivered, failed when every part is final and
     one is not (SPEC §7: reports combined over all parts).
     """
-    order = "ABS(sent_at - ?)" if scts is not None else "sent_at DESC"
-    params = (line, mr, State.SENT.value) + ((scts,) if scts is not None else ())
-    row = conn.execute(
-        "SELECT message_id, seq FROM sms_part WHERE line = ? AND mr = ? AND state = ?"
-        f" ORDER BY {order} LIMIT 1", params).fetchone()
-    if row is None:
+    if scts is not None:
+        # Candidates: parts sent with this reference (settled ones too) and a part
+        # still ``sending`` that expects it (its claim time stands for its send
+        # time).  The closest to the SCTS is meant; when that one already has its
+        # final report, this report is a repeat (read again from the SIM after a
+        # restart) and must not settle a newer part that reuses the 8-bit MR.
         row = conn.execute(
-            "SELECT message_id, seq FROM sms_part WHERE line = ? AND expected_mr = ? AND state = ?"
-            " LIMIT 1", (line, mr, State.SENDING.value)).fetchone()
+            "SELECT message_id, seq, state, ABS(sent_at - ?) AS gap FROM sms_part"
+            " WHERE line = ? AND mr = ? AND sent_at IS NOT NULL AND state IN (?, ?, ?)"
+            " UNION ALL SELECT p.message_id, p.seq, p.state, ABS(m.updated_at - ?) AS gap"
+            " FROM sms_part p JOIN sms_message m ON m.id = p.message_id"
+            " WHERE p.line = ? AND p.expected_mr = ? AND p.state = ?"
+            " ORDER BY gap LIMIT 1",
+            (scts, line, mr, State.SENT.value, State.DELIVERED.value, State.FAILED.value,
+             scts, line, mr, State.SENDING.value)).fetchone()
+        if row is not None and row[2] not in (State.SENT.value, State.SENDING.value):
+            return None
+    else:
+        row = conn.execute(
+            "SELECT message_id, seq FROM sms_part WHERE line = ? AND mr = ? AND state = ?"
+            " ORDER BY sent_at DESC LIMIT 1", (line, mr, State.SENT.value)).fetchone()
+        if row is None:
+            row = conn.execute(
+                "SELECT message_id, seq FROM sms_part WHERE line = ? AND expected_mr = ?"
+                " AND state = ? LIMIT 1", (line, mr, State.SENDING.value)).fetchone()
     if row is None:
         return None
     mid, seq = row[0], row[1]

@@ -479,3 +479,54 @@ def test_reports_drained_before_recovery_still_finish_the_message(store, clock):
     finals = [(e.message, e.state) for e in events if e.seq is None and e.state.final]
     assert finals == [(a.message, State.FAILED)]
     q2.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_repeated_report_is_not_applied_to_a_newer_part_with_the_same_tp_mr(store, clock):
+    """A report read again from the SIM after a restart (its deletion was lost) must
+    not settle another part that reuses the 8-bit TP-MR: the part sent closest to the
+    report's SCTS (TS 23.040 9.2.3.11) is meant, and when that one is already final
+    the report is a repeat and changes nothing."""
+    net = []
+    l1 = FakeLine(1, net)
+    q = yield start_queue(store, clock, [l1])
+    a = yield q.submit(sub("first"))
+    yield settle(store, clock)
+    sent_a = clock.seconds()
+    yield q.on_status_report(StatusReport(1, net[0][4], True, scts=sent_a))
+    clock.advance(1000)
+    l1.mr = 0  # the counter wrapped: the next part gets the same TP-MR
+    b = yield q.submit(sub("second"))
+    yield settle(store, clock)
+    assert net[1][4] == net[0][4]
+    assert (yield q.on_status_report(StatusReport(1, net[0][4], True, scts=sent_a))) is None
+    assert (yield q.info(b.message))["state"] == "sent"
+    yield q.on_status_report(StatusReport(1, net[1][4], False, status=0x41,
+                                          scts=clock.seconds()))
+    assert (yield q.info(a.message))["state"] == "delivered"
+    assert (yield q.info(b.message))["state"] == "failed"
+    q.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_report_for_a_part_still_sending_beats_an_old_settled_part(store, clock):
+    """After a crash a part can still be ``sending`` (its +CMGS answer lost) when its
+    report arrives; an old, settled part with the same TP-MR must not swallow it."""
+    net = []
+    l1 = FakeLine(1, net)
+    q = yield start_queue(store, clock, [l1])
+    yield q.submit(sub("old"))
+    yield settle(store, clock)
+    yield q.on_status_report(StatusReport(1, net[0][4], True, scts=clock.seconds()))
+    clock.advance(1000)
+    l1.mr, l1.hold = 0, True  # wrapped; the module sends but its answer never comes
+    b = yield q.submit(sub("new"))
+    yield settle(store, clock)
+    assert net[1][4] == net[0][4]
+    result = yield q.on_status_report(StatusReport(1, net[1][4], True, scts=clock.seconds()))
+    assert result is not None and result.message == b.message
+    info = yield q.info(b.message)
+    assert [p["state"] for p in info["part_rows"]] == ["delivered"]
+    q.stopService()
+    l1.held.pop().callback(net[1][4])
+    yield settle(store, clock)
