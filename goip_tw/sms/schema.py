@@ -96,4 +96,7 @@ CREATE TABLE smpp_mo_cursor (
     (104, "sms scheduled delivery (SMPP schedule_delivery_time)", """
 ALTER TABLE sms_message ADD COLUMN not_before REAL NOT NULL DEFAULT 0
 """),
+    (105, "sms status reports also look up parts still sending by expected TP-MR", """
+CREATE INDEX sms_part_expected ON sms_part (line, expected_mr, state)
+"""),
 ]
