@@ -80,6 +80,18 @@ class CallController:
         cfg: CallsConfig = self.calls_config()
         return cfg.line(line or 1)
 
+    def dtmf_mode_of(self, line) -> str:
+        """F-427 for one line: its ``[[calls.lines]]`` ``dtmf_mode``, else the global
+        ``dtmf_mode()`` (media.dtmf_mode)."""
+        return getattr(self.line_config(line), "dtmf_mode", "") or self.dtmf_mode()
+
+    def set_leg_dtmf_mode(self, leg, line) -> None:
+        """Tell the media engine the leg's line mode before it writes any SDP (it
+        offers telephone-event only in rfc4733 mode)."""
+        set_mode = getattr(self.media, "set_dtmf_mode", None)
+        if set_mode is not None and leg is not None:
+            set_mode(leg, self.dtmf_mode_of(line))
+
     def sip_code_for(self, cause, text):
         return sip_code_for(self.calls_config().cause_map, cause, text)
 
@@ -117,6 +129,7 @@ class CallController:
             call.end("gateway", sip_code=code, sip_reason="No line available")
             return False
         call.line = chosen.number
+        self.set_leg_dtmf_mode(call.leg, call.line)
         st = self.lines.status(chosen.number)
         call.slot, call.iccid = st.slot, st.iccid
         return True

@@ -173,6 +173,8 @@ class SipSide:
     def originate(self, target, caller_id, cid_mode, line, listener):
         wrapper = SipLeg(self.media, inbound=False)
         wrapper.set_listener(listener)
+        if self.controller is not None:
+            self.controller.set_leg_dtmf_mode(wrapper, line)  # before our offer (F-427)
         sdp = self.media.local_sdp(wrapper, None)
         wrapper._local_sdp = sdp
         leg = self.sip.place_call(target, caller=caller_id or "", line=line, local_sdp=sdp,

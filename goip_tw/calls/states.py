@@ -72,7 +72,7 @@ class OutCollecting(_Collecting):
 
     def enter(self, call):
         ctl = call.controller
-        if ctl.dtmf_mode() == "inband":
+        if ctl.dtmf_mode_of(call.line) == "inband":
             call.detector = ctl.media.detect_leg_dtmf(
                 call.leg, lambda d: call._dispatch("leg_dtmf", call.leg, d, "inband"))
         super().enter(call)
@@ -239,10 +239,11 @@ class Talking(State):
         """A key the module detected (F-427 both ways): RFC 4733 through the media
         engine, else SIP INFO.  In-band mode needs nothing: the tone is in the audio."""
         ctl = call.controller
-        if source == "inband" or mcall is not call.mcall or ctl.dtmf_mode() == "inband":
+        mode = ctl.dtmf_mode_of(call.line)
+        if source == "inband" or mcall is not call.mcall or mode == "inband":
             return
         send = getattr(ctl.media, "send_dtmf", None)
-        if ctl.dtmf_mode() == "rfc4733" and send is not None and send(call.leg, digit):
+        if mode == "rfc4733" and send is not None and send(call.leg, digit):
             return
         if hasattr(call.leg, "send_dtmf"):
             call.leg.send_dtmf(digit, ctl.calls_config().dtmf_digit_ms)

@@ -19,6 +19,7 @@ import attrs
 from twisted.application import service
 from twisted.logger import Logger
 
+from goip_tw.config.sections.media import DTMF_MODES
 from goip_tw.media import codecs, srtp, tones
 from goip_tw.media.bridge import LegMedia, LineMedia, PcmPlayer, Session
 from goip_tw.media.dtmf import DtmfDetector, DtmfEvent, generate
@@ -94,6 +95,8 @@ class MediaService(service.Service):
         self.ticker = Ticker(reactor, now=now)
         self.ports = PortAllocator(config.rtp_port_min, config.rtp_port_max)
         self._legs: dict[object, _LegState] = {}
+        #: F-427 per line: the mode the call layer chose for a leg (its line's mode)
+        self._dtmf_modes: dict[object, str] = {}
         self._line_sessions: dict[int, Session] = {}
         self._leg_sessions: dict[object, Session] = {}
 
@@ -103,6 +106,23 @@ class MediaService(service.Service):
 
     def _gain(self, values, line: int) -> float:
         return float(values[line - 1]) if 0 < line <= len(values) else 0.0
+
+    def set_dtmf_mode(self, leg, mode: str) -> None:
+        """Use ``mode`` (rfc4733, info, inband) for this leg instead of media.dtmf_mode:
+        the call layer calls it with the leg's line mode (F-427 per line) before
+        any SDP is written, since only rfc4733 offers/accepts telephone-event."""
+        if mode not in DTMF_MODES:
+            log.warn("media: dtmf_mode {mode!r} for call {call_id} is not one of {modes}; "
+                     "using media.dtmf_mode", mode=mode, modes=", ".join(DTMF_MODES),
+                     call_id=getattr(leg, "call_id", None))
+            self._dtmf_modes.pop(leg, None)
+            return
+        self._dtmf_modes[leg] = mode
+
+    def dtmf_mode(self, leg=None) -> str:
+        """The leg's DTMF mode, else the global media.dtmf_mode."""
+        mode = self._dtmf_modes.get(leg) if leg is not None else None
+        return mode or self.config.dtmf_mode
 
     def tone_spec(self, kind: str) -> tones.ToneSpec:
         kind = TONE_KINDS.get(kind, kind)
@@ -136,7 +156,7 @@ class MediaService(service.Service):
         cfg = self.config
         st = self._state(leg)
         st.version += 1
-        dtmf_pt = cfg.dtmf_payload_type if cfg.dtmf_mode == "rfc4733" else None
+        dtmf_pt = cfg.dtmf_payload_type if self.dtmf_mode(leg) == "rfc4733" else None
         if offer is None:
             st.offered = self.codec_order()
             if cfg.srtp != "off" and st.local_crypto is None:
@@ -204,7 +224,7 @@ class MediaService(service.Service):
             st.media.stream.srtp = srtp.SrtpContext(st.local_crypto, srtp.choose(list(desc.crypto)))
         elif self.config.srtp == "mandatory":
             raise sdp.SdpError("crypto", "encryption is mandatory and the answer has no crypto")
-        dtmf_pt = desc.telephone_event_pt() if self.config.dtmf_mode == "rfc4733" else None
+        dtmf_pt = desc.telephone_event_pt() if self.dtmf_mode(leg) == "rfc4733" else None
         st.media.configure(shared[0], dtmf_pt=dtmf_pt,
                            ptime=max(self.config.ptime, desc.ptime or 0), remote_ptime=desc.ptime)
         self._apply_remote(st, desc)
@@ -231,6 +251,7 @@ class MediaService(service.Service):
             session.stop()
             if session.line is not None and self._line_sessions.get(self._line_of(session)) is session:
                 self._line_sessions.pop(self._line_of(session))
+        self._dtmf_modes.pop(leg, None)
         st = self._legs.pop(leg, None)
         if st is None:
             return
@@ -267,7 +288,7 @@ class MediaService(service.Service):
         st = self._legs.get(leg)
         if st is None:
             return False
-        if self.config.dtmf_mode == "inband":
+        if self.dtmf_mode(leg) == "inband":
             s = self._leg_session(leg)
             pause = bytes(2 * 8 * 60)
             pending = s.leg_tone.remaining() if isinstance(s.leg_tone, PcmPlayer) else b""

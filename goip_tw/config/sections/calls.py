@@ -13,6 +13,7 @@ import re
 import attrs
 
 from goip_tw.config.schema import section, setting
+from goip_tw.config.sections.media import DTMF_MODES
 
 SELECTION_MODES = ("round_robin", "least_talk_time")
 RINGBACK_MODES = ("color_fake", "color", "fake")
@@ -117,6 +118,10 @@ class LineCalls:
                              feature="F-464")
     call_waiting: str = setting("off", label="Call waiting", choices=CALL_WAITING_MODES,
                                 feature="F-465")
+    dtmf_mode: str = setting("", label="DTMF mode", choices=("",) + DTMF_MODES,
+                             feature="F-427",
+                             help="Empty = media.dtmf_mode. rfc4733 = telephone-event packets; "
+                                  "info = SIP INFO; inband = tones in the audio.")
 
 
 @section("calls")
