@@ -4,6 +4,8 @@
 Per-line settings live in ``[[calls.lines]]`` tables: line n uses entry n-1; a line
 without an entry copies line 1 (the manual's "auto-configure other lines" copies
 line 1 unchanged for these pages), or the defaults when there is no entry at all.
+A line's ``dtmf_mode`` (F-427) overrides ``media.dtmf_mode`` for its calls; empty
+keeps the global mode (goip_tw/calls/README.rst says why it lives here).
 """
 
 from __future__ import annotations
