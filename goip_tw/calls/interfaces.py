@@ -191,3 +191,6 @@ class IMediaSide(Interface):
 
     def detect_leg_dtmf(leg, callback):
         """In-band DTMF detection on the SIP audio (F-427 in-band mode)."""
+
+    # Optional: ``set_dtmf_mode(leg, mode)`` -- the leg's line mode (F-427 per line),
+    # given before the leg's first SDP; media without it uses its global mode.

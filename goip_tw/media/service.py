@@ -6,7 +6,8 @@ This is the object the call controller knows as its media side
 ``goip_tw/calls/sipside.py`` uses).  Legs are keyed by the call layer's leg
 object; lines by line number, whose voice port comes from ``voice_port_of``.
 ``build_service(gateway)`` wires it from the config (F-440, F-427, F-404,
-F-1602, F-208).
+F-1602, F-208).  ``media.dtmf_mode`` is the default; the call layer gives each leg
+its line's mode with ``set_dtmf_mode`` (F-427 per line, ``[[calls.lines]]``).
 """
 
 from __future__ import annotations

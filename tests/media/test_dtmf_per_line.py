@@ -120,3 +120,28 @@ def test_inband_line_sends_tones_rfc4733_line_sends_telephone_events():
             yield port.stopListening()
         yield media.stopService()
     assert not media.ports.in_use and len(media.ticker) == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_set_dtmf_mode_per_leg_bad_mode_falls_back_and_release_forgets():
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43640, rtp_port_max=43659,
+                       codecs=("PCMU",), dtmf_mode="info")
+
+    class Leg:
+        call_id = "c9"
+        listener = None
+
+    media = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
+    a, b = Leg(), Leg()
+    media.set_dtmf_mode(a, "rfc4733")
+    media.set_dtmf_mode(b, "whistle")  # logged with the value, global mode kept
+    assert media.dtmf_mode(a) == "rfc4733" and media.dtmf_mode(b) == "info"
+    assert media.dtmf_mode() == "info"
+    try:
+        assert b"telephone-event" in media.local_sdp(a, None)
+        assert b"telephone-event" not in media.local_sdp(b, None)
+    finally:
+        media.release(a)
+        media.release(b)
+        yield task.deferLater(reactor, 0, lambda: None)  # the UDP ports finish closing
+    assert media.dtmf_mode(a) == "info" and not media.ports.in_use
