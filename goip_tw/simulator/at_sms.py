@@ -93,9 +93,11 @@ def _ack_timeout(module, hex_pdu: str, length: int) -> None:
     sms_incoming(module, hex_pdu, length)
 
 
-def status_report_incoming(module, hex_pdu: str, length: int) -> None:
+def status_report_incoming(module, hex_pdu: str, length: int) -> bool:
+    """Deliver one SMS-STATUS-REPORT; False when the module cannot take it now
+    (unplugged, or its store is full), so the network keeps it and retries."""
     if not module.plugged:
-        return
+        return False
     ds = module.settings.cnmi[3]
     if ds == 1:
         if module.settings.cmgf == 0:
@@ -107,8 +109,11 @@ def status_report_incoming(module, hex_pdu: str, length: int) -> None:
     elif ds == 2:
         target = store(module, module.settings.cpms[2])
         index = target.add(0, hex_pdu, length)
-        if index is not None:
-            module.urc(f'+CDSI: "{target.name}",{index}')
+        if index is None:
+            module.network.record("sms_store_full", module=module.number)
+            return False
+        module.urc(f'+CDSI: "{target.name}",{index}')
+    return True
 
 
 # -- settings ----------------------------------------------------------------

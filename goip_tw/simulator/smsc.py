@@ -51,6 +51,9 @@ class SmsCenter:
         # A real SMSC reports every part of a long message that asked for a report
         # (3GPP TS 23.040 9.2.3.5); collect them until the message is whole.
         self._part_reports: dict[tuple, list] = {}
+        # Reports a module could not take (store full, unplugged): retried like
+        # messages when it frees space or comes back (TS 23.040 §3.2.5 memory available).
+        self.pending_reports: list[tuple] = []
 
     def stop(self) -> None:
         self.timers.cancel_all()
@@ -58,6 +61,7 @@ class SmsCenter:
         self.reassembler.flush()
         self.reassembler.on_timeout = self._incomplete
         self._part_reports.clear()
+        self.pending_reports.clear()
 
     def now(self) -> datetime:
         """Network time: the clock, or a fixed 2026 epoch under a test Clock."""
@@ -170,15 +174,24 @@ class SmsCenter:
             target = self.network.sim_module(item.recipient)
             if target is module:
                 self._try(item)
+        waiting = [r for r in self.pending_reports if r[0] is module]
+        self.pending_reports = [r for r in self.pending_reports if r[0] is not module]
+        for report in waiting:
+            self._deliver_report(*report)
 
-    def _report(self, report_to, recipient: str, status: int) -> None:
+    def _deliver_report(self, module, hex_pdu: str, length: int) -> None:
         from .at_sms import status_report_incoming
 
+        if not status_report_incoming(module, hex_pdu, length):
+            if len(self.pending_reports) < 10000:
+                self.pending_reports.append((module, hex_pdu, length))
+
+    def _report(self, report_to, recipient: str, status: int) -> None:
         now = self.now()
         for module, mr in report_to or ():
             hex_pdu, length = pdu.encode_status_report(mr, recipient, now, now, status,
                                                        smsc=self.network.smsc_number)
-            self.timers.later(0.5, status_report_incoming, module, hex_pdu, length)
+            self.timers.later(0.5, self._deliver_report, module, hex_pdu, length)
             self.network.record("sms_report", module=module.number, mr=mr, status=status)
 
     def describe(self) -> dict:

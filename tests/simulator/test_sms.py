@@ -137,6 +137,23 @@ def test_every_part_of_a_long_message_gets_its_status_report(sim):
     assert all(r.status == 0 for r in reports)
 
 
+def test_status_report_waits_for_store_space_instead_of_being_dropped(sim):
+    s, (a, b) = ready(sim)
+    a.cmd("AT+CNMI=2,1,0,2,0")  # reports stored on the SIM, +CDSI
+    s.network.modules[0].apply_fault("store_full")
+    refs = send_pdu(s, a, number(s, 1), "report me later", status_report=True)
+    s.settle(1)
+    assert "+CDSI" not in a.take()
+    assert s.network.sms.pending_reports
+    assert a.lines("AT+CMGD=1") == ["OK"]  # space again: the network retries
+    s.settle(1)
+    urc = a.take()
+    assert '+CDSI: "SM",1' in urc
+    lines = a.lines("AT+CMGR=1")
+    assert pdu.decode(lines[1]).message_ref == refs[0]
+    assert not s.network.sms.pending_reports
+
+
 def test_multipart_submit_is_reassembled(sim):
     s, (a, b) = ready(sim)
     text = "part " * 60
