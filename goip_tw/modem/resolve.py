@@ -38,8 +38,9 @@ def probe_imei(clock, path: str, opener, timeout: float = 1.0):
         return None
     try:
         try:
-            yield engine.resync(probes=1)  # a module stranded at "> " answers nothing else
-            yield engine.send("ATE0", kind="quick")
+            # ESC first: a module stranded at "> " answers nothing else
+            if (yield engine.resync(probes=1)):
+                yield engine.send("ATE0", kind="quick")
         except at.AtError:
             pass
         resp = yield engine.send("AT+CGSN", kind="quick")

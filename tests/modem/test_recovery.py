@@ -141,3 +141,23 @@ def test_resync_on_a_closed_port_fails_and_port_loss_clears_the_hold(eng):
     eng.connectionLost(None)
     assert isinstance(_result(d).value, at.PortClosed)
     assert isinstance(_result(eng.resync()).value, at.PortClosed)
+
+
+@pytest_twisted.inlineCallbacks
+def test_imei_scan_finds_a_module_left_at_the_prompt(rigs):  # noqa: F811
+    """The IMEI probe (port = "imei:...") starts with ESC too."""
+    net, svc, add = rigs
+    phone = net.add_remote_phone(PHONE)
+    line = add(by_imei=True)
+    yield wait_until(lambda: line.module.registered, what="module registered")
+    at_link = os.path.join(line.options.scan_dir, f"module{line.module.number}-at")
+    fd, pdu_hex = _strand_at_prompt(line.module, at_link)
+    try:
+        yield wait_until(lambda: line.module._text_input is not None, what="> prompt")
+        os.write(fd, pdu_hex.encode())
+    finally:
+        os.close(fd)
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered", timeout=10, what="found by IMEI")
+    assert line.status()["imei"] == line.module.imei
+    assert net.sent_sms == [] and phone.received_sms == []
