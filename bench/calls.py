@@ -24,7 +24,8 @@ to the called phone (network.py): the modem layer reads AT+CLCC at once on every
 call-state URC the driver switched on (Quectel ``+QIND: "ccinfo"``, SIMCom
 ``+CLCC``, Huawei ``^CONN``/``^CEND``), so the answer is seen as it happens and the
 1 s AT+CLCC poll is only the fallback for modules that report nothing.  What stays
-above 0.5 s is our own path: SIP, controller, AT dialling.
+above 0.5 s is our own path: SIP, controller, AT dialling (a ``--quick`` run on
+the shared 2-core machine: p50 506 ms, p99 521 ms).
 ``--call-poll`` still changes that fallback poll, to measure a silent module.
 
 Run: ``.venv/bin/python bench/calls.py [--seconds 30] [--concurrent 32] [--hold 3]``
