@@ -20,6 +20,8 @@ Classification of an incoming line while a command is in flight:
 6. anything else: an intermediate response line (IMEI, manufacturer, PDU of +CMGL).
 
 With nothing in flight, URCs are dispatched and other lines are counted as garbage.
+Every port opening starts with :meth:`AtEngine.resync` (ESC, settle, ``AT`` probe), so a
+module a dead gateway left at the ``> `` prompt aborts that message instead of sending it.
 
 Nothing untrusted is ever pasted into a command: :func:`check_number` admits only
 ``[+0-9*#]``; texts travel only as PDU hex through :meth:`AtEngine.send`'s payload.
