@@ -11,6 +11,13 @@ Prints ``name: value unit`` lines; every ratio is measured in the same run:
   the shared ticker, the codec and the RTP stack, both directions; a reflector
   process on the other core echoes every packet.  The largest call count with
   p99 send lateness < 2 ms, no frames dropped and the core not saturated.
+  By default (2+ CPUs) the gateway side is pinned alone to one core and the
+  far end to the other, so the figure is the gateway's own (``--no-pin``
+  leaves placement to the scheduler).  Each step also probes the core itself
+  (a fixed pure-Python work loop on the same core right after the
+  measurement): on a shared VM the core runs several times slower in bursts of
+  tens of ms, and no scheduling in the gateway can hide that, so the step line
+  shows how much of the time the core was slow ("core slow").
 
 Run: ``.venv/bin/python bench/media.py`` (``--quick`` for a shorter run).  The
 machine is shared: figures are noisy; the ratios are what to compare.
@@ -248,6 +255,40 @@ class ConstPort:
         self.written += 1
 
 
+def core_noise(seconds: float) -> dict:
+    """How steady this core is: a fixed work unit timed back to back.
+
+    Returns the share of wall time spent in units taking more than 3x the
+    median (the core slowed by the host or a neighbour) and the longest run
+    of such units."""
+    def unit():
+        x = 0
+        for i in range(400):
+            x += i * i
+        return x
+    times = []
+    end = time.perf_counter() + seconds
+    while len(times) < 10 ** 6:
+        t0 = time.perf_counter()
+        if t0 >= end:
+            break
+        unit()
+        times.append((t0, time.perf_counter() - t0))
+    if not times:
+        return {"slow_pct": 0.0, "longest_ms": 0.0}
+    med = sorted(d for _, d in times)[len(times) // 2]
+    slow = 0.0
+    longest = run = 0.0
+    for _, d in times:
+        if d > 3 * med:
+            slow += d
+            run += d
+            longest = max(longest, run)
+        elif d < 2 * med:
+            run = 0.0
+    return {"slow_pct": 100 * slow / seconds, "longest_ms": longest * 1000}
+
+
 def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_port: int):
     """One measurement in a fresh process: ``n`` bridged calls for ``seconds``.
 
@@ -300,9 +341,14 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         wall = time.monotonic() - result["t0"]
         ru = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (ru.ru_utime - result["ru0"].ru_utime) + (ru.ru_stime - result["ru0"].ru_stime)
-        late, done = ticker.take_lateness()
+        if hasattr(ticker, "take_samples"):
+            late, done, end = ticker.take_samples()
+        else:  # a one-phase ticker: its slot end is its send completion
+            late, done = ticker.take_lateness()
+            end = list(done)
         late.sort()
         done.sort()
+        end.sort()
         sent = sum(s.leg.stream.counters.sent for s in sessions) - result["sent0"]
         recv = sum(s.leg.stream.counters.received for s in sessions) - result["recv0"]
         lost = sum(s.leg.jb.lost + s.leg.jb.underruns for s in sessions) - result["lost0"]
@@ -312,9 +358,10 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
             "calls": n, "codec": codec_name, "cpu": cpu / wall,
             "cpu_per_call_us_per_packet": cpu / max(1, sent) * 1e6,
             "p99_wake_ms": pick(late, 0.99), "p99_send_ms": pick(done, 0.99),
-            "max_send_ms": pick(done, 1.0), "sent_ratio": sent / expected,
+            "max_send_ms": pick(done, 1.0), "p99_slot_end_ms": pick(end, 0.99),
+            "sent_ratio": sent / expected,
             "recv_ratio": recv / expected, "jb_lost_or_underrun": lost,
-            "skipped": ticker.skipped}), flush=True)
+            "skipped": ticker.skipped, "cpu_s": cpu, "wall_s": wall}), flush=True)
         for s in sessions:
             s.stop()
         for p in ports:
@@ -323,12 +370,17 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
 
     reactor.callWhenRunning(start)
     reactor.run()
+    # the same core right after, with our own load gone (the far end idle too)
+    print(json.dumps(core_noise(min(2.0, seconds))), flush=True)
 
 
 def bench_calls(quick: bool, pin: bool):
     from goip_tw.media import codecs
-    ncpu = os.cpu_count() or 1
-    core, other = (0, 1 if ncpu > 1 else 0) if pin else (-1, -1)
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    pin = pin and ncpu > 1
+    core, other = (0, 1) if pin else (-1, -1)
+    print(f"# gateway side {'pinned alone to core 0, far end on core 1' if pin else 'unpinned'}",
+          flush=True)
     refl = subprocess.Popen([sys.executable, "-c", REFLECTOR, str(other)],
                             stdout=subprocess.PIPE, text=True)
     port = int(refl.stdout.readline())
@@ -347,7 +399,9 @@ def bench_calls(quick: bool, pin: bool):
                                     str(seconds), str(core), str(port)],
                                    capture_output=True, text=True, timeout=120)
                 try:
-                    res = json.loads(r.stdout.strip().splitlines()[-1])
+                    lines = r.stdout.strip().splitlines()
+                    res = json.loads(lines[-2])
+                    res.update(json.loads(lines[-1]))
                 except (IndexError, ValueError):
                     print(f"# {codec} {n} calls: child failed: {r.stderr.strip()[-300:]}")
                     break
@@ -356,8 +410,10 @@ def bench_calls(quick: bool, pin: bool):
                 ok = kept_up and res["p99_send_ms"] < 2.0
                 print(f"# {codec} {n:5d} calls: cpu {res['cpu'] * 100:5.1f}%  "
                       f"p99 send {res['p99_send_ms']:.2f} ms (wake {res['p99_wake_ms']:.2f}, "
-                      f"max {res['max_send_ms']:.1f})  sent {res['sent_ratio']:.3f} "
+                      f"max {res['max_send_ms']:.1f}, slot end {res['p99_slot_end_ms']:.2f})  "
+                      f"sent {res['sent_ratio']:.3f} "
                       f"recv {res['recv_ratio']:.3f}  jb lost/underrun {res['jb_lost_or_underrun']}"
+                      f"  core slow {res['slow_pct']:.1f}% (longest {res['longest_ms']:.0f} ms)"
                       f"  {'ok' if ok else ('kept up, late' if kept_up else 'FAIL')}", flush=True)
                 tag = "g711" if codec == "PCMA" else "g729"
                 if n == 1:
@@ -381,10 +437,18 @@ def bench_calls(quick: bool, pin: bool):
                     "calls (no dropped frames, core not saturated; any lateness)")
                 out(f"bridged_{tag}_p99_send_lateness_at_sustained",
                     f"{sustained['p99_send_ms']:.2f}", "ms")
+            target = 500 if tag == "g711" else 200
+            if sustained is not None:
+                out(f"bridged_{tag}_calls_sustained_ratio_vs_target",
+                    f"{sustained['calls'] / target:.2f}", f"x (target {target})")
             if good is None:
                 out(f"bridged_{tag}_calls_per_core", 0, "calls (p99 < 2 ms never met)")
+                out(f"bridged_{tag}_calls_per_core_ratio_vs_target", "0.00",
+                    f"x (target {target})")
                 continue
             out(f"bridged_{tag}_calls_per_core", good["calls"], "calls")
+            out(f"bridged_{tag}_calls_per_core_ratio_vs_target", f"{good['calls'] / target:.2f}",
+                f"x (target {target})")
             out(f"bridged_{tag}_p99_send_lateness", f"{good['p99_send_ms']:.2f}", "ms")
             out(f"bridged_{tag}_cpu_per_call", f"{good['cpu'] / good['calls'] * 100:.3f}",
                 "% of a core")
@@ -404,8 +468,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=("g711", "g729", "calls"))
-    ap.add_argument("--pin", action="store_true",
-                    help="pin the calls to core 0 and the reflector to core 1 (idle machine)")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin the calls to core 0 and the reflector to core 1")
+    ap.add_argument("--pin", dest="pin", action="store_true", default=True,
+                    help=argparse.SUPPRESS)  # the default now
     ap.add_argument("--child", nargs=5, metavar=("N", "CODEC", "SECONDS", "CORE", "PORT"))
     args = ap.parse_args()
     if args.child:

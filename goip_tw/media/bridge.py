@@ -86,6 +86,7 @@ class LegMedia:
         self.bad_payloads = 0
         self.port = None         # the listening UDP port (IListeningPort), for polled receive
         self._polled = False
+        self._inbox: list = []   # datagrams read in the send phase, not yet handled
         stream.on_packet = self._on_packet
 
     # -- polled receive ------------------------------------------------------------
@@ -103,21 +104,40 @@ class LegMedia:
             return
         if on:
             reactor.removeReader(port)
-        elif getattr(port, "connected", True):
-            reactor.addReader(port)
+        else:
+            self.deliver()  # nothing read in a send phase is left behind
+            if getattr(port, "connected", True):
+                reactor.addReader(port)
         self._polled = on
 
     def poll(self, limit: int = 16) -> None:
-        """Drain the socket (bounded: at most ``limit`` packets per tick)."""
+        """Drain the socket (bounded: at most ``limit`` packets per tick) and
+        handle what was read."""
+        self.drain(limit)
+        self.deliver()
+
+    def drain(self, limit: int = 16) -> None:
+        """Only read the socket (cheap syscalls, in the ticker's send phase);
+        :meth:`deliver` parses and buffers later in the same period.  Reading
+        at the start of the period keeps arrival quantisation fixed: whatever
+        arrived before this period's send is played from this period on."""
         if not self._polled:
             return
-        sock = self.port.socket
-        receive = self.stream.datagramReceived
+        recv = self.port.socket.recvfrom
+        inbox = self._inbox
         for _ in range(limit):
             try:
-                data, addr = sock.recvfrom(2048)
+                inbox.append(recv(2048))
             except OSError:  # EAGAIN: drained (or a transient ICMP error)
                 return
+
+    def deliver(self) -> None:
+        """Hand the datagrams :meth:`drain` read to the RTP stream."""
+        if not self._inbox:
+            return
+        inbox, self._inbox = self._inbox, []
+        receive = self.stream.datagramReceived
+        for data, addr in inbox:
             receive(data, addr[:2])
 
     # -- negotiation -------------------------------------------------------------
@@ -298,6 +318,7 @@ class Session:
         self.leg_taps: list[Callable[[bytes], None]] = []
         self.one_way = OneWayAudio()
         self._sub = None
+        self._up: bytes | None = None  # this period's line frame, from send to receive
 
     @property
     def idle(self) -> bool:
@@ -313,19 +334,27 @@ class Session:
                 if self.leg is not None:
                     self.leg.set_polled(False)
         elif self._sub is None:
-            self._sub = self.ticker.subscribe(self.tick)
+            self._sub = self.ticker.subscribe(self.tick_send, after=self.tick_receive)
             if self.leg is not None:
                 self.leg.set_polled(True)
 
     def tick(self) -> None:
+        """One 20 ms period of work (both ticker phases back to back)."""
+        self.tick_send()
+        self.tick_receive()
+
+    def tick_send(self) -> None:
+        """Ticker phase 1: what must leave on time (line frame in, RTP packet out)."""
         up = None
         if self.line is not None:
             up = self.line.read()
             if up is not None:
                 for tap in tuple(self.line_taps):
                     tap(up)
-        down, heard = None, False
-        if self.leg is not None:
+        self._up = up
+        leg = self.leg
+        if leg is not None:
+            leg.drain()
             if self.leg_tone is not None:
                 out = self.leg_tone.frame(FRAME_SAMPLES)
                 if self.leg_tone.finished:
@@ -335,8 +364,14 @@ class Session:
             else:
                 out = None
             if out is not None:
-                self.leg.send_frame(out)
-            self.leg.poll()
+                leg.send_frame(out)
+
+    def tick_receive(self) -> None:
+        """Ticker phase 2, after every send of the slot: RTP in, frame to the line."""
+        up, self._up = self._up, None
+        down, heard = None, False
+        if self.leg is not None:
+            self.leg.deliver()  # what drain() read at the start of this period
             down, heard = self.leg.receive_frame()
             if heard:
                 for tap in tuple(self.leg_taps):

@@ -7,6 +7,14 @@ millisecond.  Deadlines are absolute multiples of the period on a monotonic
 clock (``now``), so pacing does not drift over an hour-long call; each wait is
 re-computed from ``now``, and when the process falls more than
 ``max_catch_up`` periods behind, the ticker skips ahead instead of bursting.
+
+Each slot runs in two phases: every member's ``callback`` (what must leave
+on time: the RTP send), then every member's ``after`` (receive, decode, write
+to the line).  With one phase, the last packet of a busy slot waited for all
+the decoding before it; now it waits only for the other sends (measured in
+``bench/media.py``: the receive half is more than half of a call's tick).
+``lateness`` records how late a slot woke, ``completion`` when its sends were
+done and ``slot_end`` when all its work was, each against the slot deadline.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ log = Logger()
 
 
 class Subscription:
-    __slots__ = ("callback", "slot", "active")
+    __slots__ = ("callback", "after", "slot", "active")
 
-    def __init__(self, callback, slot):
+    def __init__(self, callback, slot, after=None):
         self.callback = callback
+        self.after = after
         self.slot = slot
         self.active = True
 
@@ -47,16 +56,19 @@ class Ticker:
         self.skipped = 0
         self.errors = 0
         self.lateness: list[float] = []
-        self.completion: list[float] = []  # deadline -> end of the slot's callbacks
+        self.completion: list[float] = []  # deadline -> end of the slot's send phase
+        self.slot_end: list[float] = []    # deadline -> end of all the slot's work
         self._lateness_max = lateness_samples
 
     def __len__(self) -> int:
         return self._count
 
-    def subscribe(self, callback: Callable[[], None]) -> Subscription:
-        """Call ``callback()`` once per period, in the least busy phase."""
+    def subscribe(self, callback: Callable[[], None],
+                  after: Callable[[], None] | None = None) -> Subscription:
+        """Call ``callback()`` once per period, in the least busy phase, and
+        ``after()`` once the whole slot's callbacks have run."""
         slot = min(range(self.slots), key=lambda i: len(self._members[i]))
-        sub = Subscription(callback, slot)
+        sub = Subscription(callback, slot, after)
         self._members[slot].append(sub)
         self._count += 1
         if self._call is None:
@@ -92,16 +104,26 @@ class Ticker:
             log.warn("media ticker fell {n} periods behind; skipping ahead", n=behind)
         if len(self.lateness) < self._lateness_max:
             self.lateness.append(late)
-        slot = self._n % self.slots
-        for sub in tuple(self._members[slot]):
+        members = tuple(self._members[self._n % self.slots])
+        for sub in members:
             if sub.active:
                 try:
                     sub.callback()
                 except Exception:
                     self.errors += 1
                     log.failure("media tick callback failed")
-        if len(self.completion) < self._lateness_max:
+        record = len(self.completion) < self._lateness_max
+        if record:
             self.completion.append(self.now() - deadline)
+        for sub in members:
+            if sub.active and sub.after is not None:
+                try:
+                    sub.after()
+                except Exception:
+                    self.errors += 1
+                    log.failure("media tick callback failed")
+        if record:
+            self.slot_end.append(self.now() - deadline)
         self.ticks += 1
         self._n += 1
         if self._count:
@@ -113,7 +135,11 @@ class Ticker:
             self._schedule()
 
     def take_lateness(self) -> tuple[list[float], list[float]]:
-        """Wake-up lateness and slot completion lateness samples since the last call."""
-        out = (self.lateness, self.completion)
-        self.lateness, self.completion = [], []
+        """Wake-up and send-phase lateness samples since the last take."""
+        return self.take_samples()[:2]
+
+    def take_samples(self) -> tuple[list[float], list[float], list[float]]:
+        """Wake-up, send-phase and slot-end lateness samples since the last take."""
+        out = (self.lateness, self.completion, self.slot_end)
+        self.lateness, self.completion, self.slot_end = [], [], []
         return out

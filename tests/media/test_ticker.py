@@ -63,3 +63,39 @@ def test_callback_errors_do_not_stop_the_ticker():
     for _ in range(10):
         clock.advance(0.02)
     assert len(ok) >= 9 and t.errors >= 9
+
+
+def test_a_slot_runs_every_send_before_any_receive():
+    """Two phases per slot: the last packet of a slot does not wait for decoding."""
+    clock, t = make()
+    order = []
+    subs = [t.subscribe(lambda i=i: order.append(("send", i)),
+                        after=lambda i=i: order.append(("receive", i))) for i in range(20)]
+    # 20 members over 10 slots: two per slot
+    clock.advance(0)
+    assert order == [("send", 0), ("send", 10), ("receive", 0), ("receive", 10)]
+    for _ in range(10):
+        clock.advance(0.002)
+    assert len(order) == 4 * 10 + 4
+    wake, sent, ended = t.take_samples()
+    assert len(wake) == len(sent) == len(ended) == 11
+    assert all(w <= s <= e for w, s, e in zip(wake, sent, ended))
+    assert t.take_samples() == ([], [], [])
+    for s in subs:
+        t.unsubscribe(s)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_member_stopped_in_the_send_phase_gets_no_receive():
+    clock, t = make()
+    seen = []
+    victim = t.subscribe(lambda: seen.append("victim send"), after=lambda: seen.append("victim receive"))
+    killer = t.subscribe(lambda: t.unsubscribe(victim))
+    # both in different slots unless forced: put them in the same slot
+    t._members[killer.slot].remove(killer)
+    killer.slot = victim.slot
+    t._members[victim.slot].insert(0, killer)
+    clock.advance(0.02)
+    assert "victim receive" not in seen
+    t.unsubscribe(killer)
+    assert clock.getDelayedCalls() == []
