@@ -44,6 +44,10 @@ class JitterBuffer:
         self.shrunk = 0
         self.underruns = 0
         self.resyncs = 0
+        # bounds fixed for the buffer's life (a new ptime makes a new buffer);
+        # put() runs for every packet of every call, so they are not recomputed
+        self._max_packets = max(1, self.max_delay_ms // self.packet_ms)
+        self._lo = max(1, math.ceil(self.min_delay_ms / self.packet_ms))
         self._update_target()
 
     # -- depth ------------------------------------------------------------------
@@ -57,8 +61,12 @@ class JitterBuffer:
 
     def _update_target(self) -> None:
         want = (3 * self.jitter * 1000 + self.packet_ms) / self.packet_ms
-        lo = max(1, math.ceil(self.min_delay_ms / self.packet_ms))
-        self._target = int(min(self.max_packets, max(lo, math.ceil(want))))
+        target = int(want)
+        if target < want:
+            target += 1  # ceil without the call
+        if target < self._lo:
+            target = self._lo
+        self._target = target if target < self._max_packets else self._max_packets
 
     @property
     def depth(self) -> int:
@@ -101,7 +109,7 @@ class JitterBuffer:
         self._packets[ext] = payload
         if self._highest is None or ext > self._highest:
             self._highest = ext
-        while len(self._packets) > self.max_packets:
+        while len(self._packets) > self._max_packets:
             oldest = min(self._packets)
             del self._packets[oldest]
             self.overflow_dropped += 1

@@ -62,6 +62,8 @@ class RtpPacket:
         if n < 12:
             raise RtpError(f"rtp: packet of {n} bytes is shorter than the header")
         first, second, seq, ts, ssrc = _HEADER.unpack_from(data)
+        if first == 0x80:  # the usual packet: no padding, extension or CSRCs
+            return cls(second & 0x7F, seq, ts, ssrc, data[12:], second > 0x7F)
         if first >> 6 != 2:
             raise RtpError(f"rtp: version {first >> 6}, expected 2")
         cc = first & 0x0F
