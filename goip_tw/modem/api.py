@@ -47,6 +47,8 @@ Contract (stable; calls/ and sms/ build on it)::
 
     # data (F-509)
     result = yield modem.http_test("http://example.com/")   # -> HttpResult(status, length)
+    # status 0: the module's own error (no data connection, DNS, ...); AtTimeout when
+    # no result arrived within ``timeout`` seconds (default 90)
 
     # events: modem.add_observer(fn); fn(event) with event one of model.IncomingCall,
     # CallStateChanged, CallEnded(call, cause, text), DtmfReceived, RegistrationChanged,
@@ -113,7 +115,7 @@ class Modem(CallsMixin, SmsMixin):
         self.identity: model.Identity | None = None
         self.sim: model.SimIdentity | None = None
         self._observers = []
-        self._rejected_pins: set[tuple[str, str]] = set()
+        self._rejected_pins: set[tuple[str, str, str]] = set()  # (iccid, kind, pin)
         self._urc_waiters: dict[str, list[defer.Deferred]] = {}
         self._ussd_waiter: defer.Deferred | None = None
         self.last_registration: model.Registration | None = None
@@ -148,8 +150,13 @@ class Modem(CallsMixin, SmsMixin):
                 log.failure("{name}: observer failed on {event}", name=self.name, event=event)
 
     def wait_urc(self, name: str, timeout: float = 30.0) -> defer.Deferred:
-        """A Deferred for the next URC called ``name`` (for drivers' async answers)."""
-        d = defer.Deferred()
+        """A Deferred for the next URC called ``name`` (for drivers' async answers).
+        Cancelling it (a driver whose command failed) forgets the waiter and its timer."""
+        def forget(d):
+            waiters = self._urc_waiters.get(name, [])
+            if d in waiters:
+                waiters.remove(d)
+        d = defer.Deferred(canceller=forget)
         self._urc_waiters.setdefault(name, []).append(d)
 
         def expire():
@@ -297,7 +304,7 @@ class Modem(CallsMixin, SmsMixin):
         if not isinstance(pin, str) or not _PIN_RE.match(pin):
             raise at.BadArgument("pin: must be 4-8 digits")
         iccid = self.sim.iccid if self.sim else ""
-        if (iccid or "", pin) in self._rejected_pins:
+        if (iccid or "", kind, pin) in self._rejected_pins:
             raise PinRejected(f"{kind}: this PIN was already rejected; not retrying")
         status = yield self.pin_status()
         if status == "READY":
@@ -307,7 +314,7 @@ class Modem(CallsMixin, SmsMixin):
         try:
             yield self.cmd(f'AT+CPIN="{pin}"', kind="sim")
         except at.CmeError as exc:
-            self._rejected_pins.add((iccid or "", pin))
+            self._rejected_pins.add((iccid or "", kind, pin))
             log.warn("{name}: {kind} rejected ({err})", name=self.name, kind=kind, err=exc.result)
             raise PinRejected(f"{kind} rejected: {exc.result}") from None
         status = yield self.pin_status()
@@ -441,8 +448,9 @@ class Modem(CallsMixin, SmsMixin):
         return model.UssdReply(status, text)
 
     # ------------------------------------------------------------------ data
-    def http_test(self, url: str):
-        return defer.maybeDeferred(self.driver.http_test, self, url)
+    def http_test(self, url: str, timeout: float = 90.0):
+        """F-509: fetch ``url`` through the module's own data connection."""
+        return defer.maybeDeferred(self.driver.http_test, self, url, timeout)
 
     # ------------------------------------------------------------------ URCs
     def _on_urc(self, urc: at.Urc):

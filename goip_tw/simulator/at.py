@@ -29,6 +29,8 @@ CME_TEXT = {
     13: "SIM failure",
     14: "SIM busy",
     16: "incorrect password",
+    17: "SIM PIN2 required",
+    18: "SIM PUK2 required",
     21: "invalid index",
     22: "not found",
     23: "memory failure",

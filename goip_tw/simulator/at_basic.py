@@ -172,14 +172,23 @@ def cpin(module, cmd):
         return []
     sim = require_sim(module, ready=False)
     if cmd.kind == "read":
-        state = sim.pin_state
+        state = sim.cpin_code
         if state == "BLOCKED":
             raise AtError(262)
         return [f"+CPIN: {state}"]
     if cmd.kind != "set":
         raise AtError(50)
     code = cmd.str_param(0)
-    state = sim.pin_state
+    state = sim.cpin_code
+    if state in ("SIM PIN2", "SIM PUK2"):
+        # TS 27.007 8.3: +CPIN answers whichever password the ME waits for;
+        # PIN1 stays verified, so no +CPIN: READY URC and no re-attach.
+        if state == "SIM PIN2":
+            if not sim.enter_pin2(code):
+                raise AtError(18 if sim.pin2_left <= 0 else 16)
+        elif not sim.enter_puk2(code, cmd.str_param(1)):
+            raise AtError(16)
+        return []
     if state == "READY":
         raise AtError(3)
     if state == "SIM PIN":
@@ -198,13 +207,40 @@ def cpin(module, cmd):
 @command("+QPINC", dialects=Q)
 def qpinc(module, cmd):
     sim = require_sim(module, ready=False)
-    return [f'+QPINC: "SC",{sim.pin_left},{sim.puk_left}', '+QPINC: "P2",3,10']
+    return [f'+QPINC: "SC",{sim.pin_left},{sim.puk_left}',
+            f'+QPINC: "P2",{sim.pin2_left},{sim.puk2_left}']
 
 
 @command("+SPIC", dialects=S)
 def spic(module, cmd):
     sim = require_sim(module, ready=False)
-    return [f"+SPIC: {sim.pin_left},3,{sim.puk_left},10"]
+    return [f"+SPIC: {sim.pin_left},{sim.pin2_left},{sim.puk_left},{sim.puk2_left}"]
+
+
+@command("+CPWD")
+def cpwd(module, cmd):
+    """TS 27.007 8.5: change "SC" (PIN1) or "P2" (PIN2); a wrong old PIN2 counts
+    down towards PUK2 like +CPIN does."""
+    if cmd.kind == "test":
+        return ['+CPWD: ("SC",8),("P2",8)']
+    if cmd.kind != "set":
+        raise AtError(50)
+    sim = require_sim(module)
+    facility = cmd.str_param(0).upper()
+    old, new = cmd.str_param(1), cmd.str_param(2)
+    if not (new.isdigit() and 4 <= len(new) <= 8):
+        raise AtError(50)
+    if facility == "P2":
+        err = sim.change_pin2(old, new)
+        if err is not None:
+            raise AtError(err)
+        return []
+    if facility == "SC":
+        if sim.pin is None or old != sim.pin:
+            raise AtError(16)
+        sim.pin = new
+        return []
+    raise AtError(50)
 
 
 @command("+CIMI")

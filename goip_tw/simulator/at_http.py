@@ -7,8 +7,13 @@ the body, ``OK`` and ``+QHTTPREAD: <err>`` (Quectel EC2x HTTP(S) AT Commands
 Manual).  Statuses come from ``network.http_responses`` (default 200) so the
 gateway's data path test (F-509) has something to fetch.  SIMCom's
 ``AT+HTTPINIT``, ``AT+HTTPPARA="URL",...``, ``AT+HTTPACTION=0`` (URC
-``+HTTPACTION: 0,<status>,<length>``), ``AT+HTTPREAD`` and ``AT+HTTPTERM``
-follow the SIM7500/SIM7600 HTTP(S) application note the same way.
+``+HTTPACTION: <method>,<status>,<length>``), ``AT+HTTPREAD?`` (``+HTTPREAD:
+LEN,<length>``), ``AT+HTTPREAD=<offset>,<size>`` (``OK`` then ``+HTTPREAD:
+DATA,<n>``, the bytes, ``+HTTPREAD: 0``) and ``AT+HTTPTERM`` follow the
+SIM7500/SIM7600/SIM7800 Series HTTP(S) AT Command Manual; module-side failures
+come as 7xx codes in the ``<statuscode>`` place (709 network error when not
+registered).  A URL configured with status ``None`` is a server that never
+answers: no result URC at all, so the gateway's own timeout is what ends the test.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ def qhttpget(module, cmd):
         module.timers.later(1.0, module.urc, "+QHTTPGET: 717")
         return []
     status, body = result
+    if status is None:
+        return []  # the server never answers
     module.http_body = body
     module.timers.later(0.5, module.urc, f"+QHTTPGET: 0,{status},{len(body.encode())}")
     return []
@@ -67,7 +74,7 @@ def qhttpread(module, cmd):
     return ["CONNECT", body]
 
 
-def _fetch(module, url: str) -> tuple[int, str] | None:
+def _fetch(module, url: str) -> tuple[int | None, str] | None:
     if not module.registered:
         return None
     status, body = module.network.http_responses.get(url, (200, DEFAULT_BODY))
@@ -110,11 +117,14 @@ def httpaction(module, cmd):
     if not module.http_session or not module.settings.http_url:
         raise AtError()
     method = cmd.int_param(0, lo=0, hi=4)
+    module.http_body = None
     result = _fetch(module, module.settings.http_url)
     if result is None:
-        module.timers.later(1.0, module.urc, f"+HTTPACTION: {method},706,0")
+        module.timers.later(1.0, module.urc, f"+HTTPACTION: {method},709,0")
         return []
     status, body = result
+    if status is None:
+        return []  # the server never answers
     module.http_body = body
     module.timers.later(0.5, module.urc, f"+HTTPACTION: {method},{status},{len(body.encode())}")
     return []
@@ -125,5 +135,14 @@ def httpread(module, cmd):
     body = module.http_body
     if body is None:
         raise AtError()
-    size = len(body.encode())
-    return [f"+HTTPREAD: {size}", body, "+HTTPREAD: 0"]
+    data = body.encode()
+    if cmd.kind == "read":
+        return [f"+HTTPREAD: LEN,{len(data)}"]
+    if cmd.kind != "set":
+        raise AtError()
+    offset = cmd.int_param(0, lo=0, hi=len(data))
+    size = cmd.int_param(1, lo=1, hi=1024)
+    chunk = data[offset:offset + size].decode(errors="replace")
+    module.timers.later(0, module.urc, f"+HTTPREAD: DATA,{len(chunk.encode())}", chunk,
+                        "+HTTPREAD: 0")
+    return []

@@ -16,11 +16,13 @@ another process.  Served on 127.0.0.1 only.
     POST /modules/N/slot     {slot}
     POST /modules/N/sim      {slot, remove} or {slot, iccid, imsi, msisdn[, pin,
                              operator, balance]}   swap the card in a slot
+    POST /modules/N/pin2     {}  an operation needed PIN2: AT+CPIN? says SIM PIN2
     POST /modules/N/signal   {rssi[, ber]}
     POST /modules/N/coverage {on}
     POST /modules/N/operator {plmn}
     POST /modules/N/ussd     {text[, encoding]}
-    POST /http       {url, status[, body]}   what AT+QHTTPGET answers
+    POST /http       {url, status[, body]} or {url, timeout: true}   what
+                     AT+QHTTPGET / AT+HTTPACTION answer (timeout: never)
 
 Bad input gets ``400 {"error": ..., "field": ...}`` and a log line naming
 the field; it never reaches the network.
@@ -221,6 +223,14 @@ class ControlApi:
         module.insert_sim(slot, card)
         return _json(request, module.describe())
 
+    @app.route("/modules/<number>/pin2", methods=["POST"])
+    def pin2(self, request, number):
+        module = self._module(number)
+        if module.sim is None:
+            raise BadRequest("number", "no SIM in the active slot")
+        module.sim.demand_pin2()
+        return _json(request, module.describe())
+
     @app.route("/modules/<number>/signal", methods=["POST"])
     def signal(self, request, number):
         module = self._module(number)
@@ -254,6 +264,9 @@ class ControlApi:
     @app.route("/http", methods=["POST"])
     def http(self, request):
         data = _body(request)
+        if _field(data, "timeout", bool, required=False, default=False):
+            self.network.http_responses[_field(data, "url")] = (None, "")
+            return _json(request, {"ok": True})
         status = _field(data, "status", int)
         if not 100 <= status <= 599:
             raise BadRequest("status", "status must be 100..599")

@@ -102,7 +102,8 @@ class Network:
         self.plmn_override: dict[int, str] = {}
         self.events: list[dict] = []
         self.listeners: list = []
-        self.http_responses: dict[str, tuple[int, str]] = {}
+        #: url -> (status, body); status None: the server never answers (a timeout)
+        self.http_responses: dict[str, tuple[int | None, str]] = {}
         self.sms = SmsCenter(self)
         self.ussd = UssdService(self)
         self.ticker = AudioTicker(self)

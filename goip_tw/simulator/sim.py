@@ -3,7 +3,11 @@
 A :class:`SimCard` is the subscriber: the network routes calls and SMS to its
 MSISDN wherever it is inserted.  PIN/PUK counting follows 3GPP TS 27.007
 section 8.3 (``+CPIN``): three wrong PINs block the card behind its PUK, ten
-wrong PUKs block it for good.  The SMS store follows TS 27.005 section 3.1
+wrong PUKs block it for good.  PIN2 (TS 27.007 8.3 ``SIM PIN2``/``SIM PUK2``,
+8.5 ``+CPWD="P2"``) is asked for only after an operation that needs it was
+refused with ``+CME ERROR: 17`` (SIM PIN2 required); three wrong PIN2s want
+PUK2 (``+CME ERROR: 18``).  The card stays usable meanwhile: PIN1 is still
+verified.  The SMS store follows TS 27.005 section 3.1
 (``<stat>`` 0..3, indexes starting at 1, a finite number of places).
 """
 
@@ -106,6 +110,11 @@ class SimCard:
     pin_left: int = PIN_ATTEMPTS
     puk_left: int = PUK_ATTEMPTS
     unlocked: bool = False
+    pin2: str = "2222"
+    puk2: str = "22222222"
+    pin2_left: int = PIN_ATTEMPTS
+    puk2_left: int = PUK_ATTEMPTS
+    pin2_wanted: bool = False  # the last PIN2-guarded operation was refused
     last_mr: int = 0  # EF_SMSS byte 1 (TS 31.102 4.2.28): last used TP-MR
     store: SmsStore = attrs.field(default=None)
 
@@ -124,9 +133,63 @@ class SimCard:
             return "READY"
         return "SIM PIN"
 
+    @property
+    def cpin_code(self) -> str:
+        """What ``AT+CPIN?`` reports: PIN1's state first; with PIN1 done, ``SIM PIN2``
+        or ``SIM PUK2`` while a refused PIN2 operation waits (TS 27.007 8.3)."""
+        state = self.pin_state
+        if state != "READY" or not self.pin2_wanted or self.puk2_left <= 0:
+            return state
+        return "SIM PUK2" if self.pin2_left <= 0 else "SIM PIN2"
+
+    def demand_pin2(self) -> int:
+        """An operation needs PIN2 (fixed dialling, a control command): remember it
+        and return the CME error the module answers (17 PIN2 / 18 PUK2 required)."""
+        self.pin2_wanted = True
+        return 18 if self.pin2_left <= 0 else 17
+
+    def enter_pin2(self, pin2: str) -> bool:
+        if self.pin_state != "READY" or self.pin2_left <= 0:
+            return False
+        if pin2 == self.pin2:
+            self.pin2_left = PIN_ATTEMPTS
+            self.pin2_wanted = False
+            return True
+        self.pin2_left -= 1
+        return False
+
+    def enter_puk2(self, puk2: str, new_pin2: str) -> bool:
+        if self.pin_state != "READY" or self.pin2_left > 0 or self.puk2_left <= 0:
+            return False
+        if puk2 == self.puk2:
+            self.pin2 = new_pin2
+            self.pin2_left = PIN_ATTEMPTS
+            self.puk2_left = PUK_ATTEMPTS
+            self.pin2_wanted = False
+            return True
+        self.puk2_left -= 1
+        return False
+
+    def change_pin2(self, old: str, new: str) -> int | None:
+        """``AT+CPWD="P2",<old>,<new>`` (TS 27.007 8.5): None when changed, else the
+        CME error (16 incorrect password, 18 PUK2 required)."""
+        if self.pin2_left <= 0:
+            self.pin2_wanted = True
+            return 18
+        if old != self.pin2:
+            self.pin2_left -= 1
+            if self.pin2_left <= 0:
+                self.pin2_wanted = True
+                return 18
+            return 16
+        self.pin2 = new
+        self.pin2_left = PIN_ATTEMPTS
+        return None
+
     def reset_session(self) -> None:
         """Power cycle or removal: the PIN must be entered again."""
         self.unlocked = False
+        self.pin2_wanted = False
 
     def enter_pin(self, pin: str) -> bool:
         if self.pin_state != "SIM PIN":
@@ -157,6 +220,7 @@ class SimCard:
             "msisdn": self.msisdn,
             "operator": self.operator,
             "pin_state": self.pin_state,
+            "pin2_state": self.cpin_code if self.cpin_code.endswith("2") else "READY",
             "balance": self.balance,
             "sms_used": self.store.used,
             "sms_capacity": self.store.capacity,

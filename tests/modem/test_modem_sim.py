@@ -10,6 +10,7 @@ from goip_tw.modem.smsrx import SmsSendError
 
 from .simhelp import PHONE, booted, make_network, sleep, wait_until
 
+from goip_tw.simulator.at_http import DEFAULT_BODY
 from goip_tw.simulator.module import IDENTITIES
 
 #: the simulator speaks these; Huawei is covered by transcript tests (test_drivers.py)
@@ -386,16 +387,60 @@ def test_ussd_session(net, dialect):
 
 
 @pytest_twisted.inlineCallbacks
-@pytest.mark.parametrize("dialect", ["quectel"])  # SIMCom HTTP: transcript test
+@pytest.mark.parametrize("dialect", ["quectel", "simcom"])
 def test_http_access_test(net, dialect):
+    """F-509 through the module: Quectel QHTTPURL/QHTTPGET, SIMCom HTTPINIT/HTTPPARA/
+    HTTPACTION/HTTPTERM (SIM7500/SIM7600/SIM7800 HTTP(S) AT Command Manual)."""
     rig = yield booted(net, dialect)
     try:
         yield rig.modem.initialise()
         yield wait_until(lambda: rig.module.registered)
         result = yield rig.modem.http_test("http://example.com/")
-        assert result.status == 200
+        assert result == model.HttpResult(200, len(DEFAULT_BODY.encode()))
+        # a configured non-200 answer is the server's status, passed through
+        net.http_responses["http://example.com/missing"] = (404, "gone")
+        result = yield rig.modem.http_test("http://example.com/missing")
+        assert result == model.HttpResult(404, 4)
+        assert [(e["url"], e["status"]) for e in net.events if e.get("kind") == "http"][-1] \
+            == ("http://example.com/missing", 404)
         with pytest.raises(ValueError):
             yield rig.modem.http_test('http://x/"\r\nAT+CFUN=0')
+        if dialect == "simcom":
+            assert rig.module.http_session is False  # HTTPTERM after every test
+    finally:
+        yield rig.close()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("dialect", ["quectel", "simcom"])
+def test_http_access_test_timeout_and_module_errors(net, dialect):
+    """A server that never answers ends in AtTimeout after our timeout, leaves nothing
+    pending, and the next test still works; a module-side failure (no network, a
+    refused command) is status 0 or the command's error, never a hang."""
+    rig = yield booted(net, dialect)
+    try:
+        yield rig.modem.initialise()
+        yield wait_until(lambda: rig.module.registered)
+        net.http_responses["http://slow.example/"] = (None, "")
+        with pytest.raises(at.AtTimeout):
+            yield rig.modem.http_test("http://slow.example/", timeout=0.3)
+        assert not any(rig.modem._urc_waiters.values())
+        if dialect == "simcom":
+            yield wait_until(lambda: rig.module.http_session is False, what="HTTPTERM")
+        result = yield rig.modem.http_test("http://example.com/", timeout=5)
+        assert result.status == 200
+        # the action command itself refused: the error surfaces, the waiter is dropped
+        action = "+QHTTPGET" if dialect == "quectel" else "+HTTPACTION"
+        rig.module.faults.apply("error", command=action, reply="+CME ERROR: 3")
+        with pytest.raises(at.CmeError):
+            yield rig.modem.http_test("http://example.com/", timeout=5)
+        assert not any(rig.modem._urc_waiters.values())
+        # no data connection: the module's own error code (Quectel <err>, SIMCom 7xx)
+        net.set_coverage(rig.module, False)
+        result = yield rig.modem.http_test("http://example.com/", timeout=5)
+        assert result == model.HttpResult(0, None)
+        if dialect == "simcom":
+            assert rig.module.http_session is False
     finally:
         yield rig.close()
 

@@ -156,7 +156,13 @@ def test_simcom_http_gains_and_cssn(sim):
     assert b.lines("AT+HTTPACTION=0") == ["OK"]
     s.settle(1)
     assert "+HTTPACTION: 0,404,4" in b.take()
-    assert b.lines("AT+HTTPREAD") == ["+HTTPREAD: 4", "nope", "+HTTPREAD: 0", "OK"]
+    # SIM7500/SIM7600/SIM7800 HTTP(S) AT Command Manual: the read form gives the
+    # length; <offset>,<size> answers OK, then the data between +HTTPREAD lines
+    assert b.lines("AT+HTTPREAD?") == ["+HTTPREAD: LEN,4", "OK"]
+    assert b.lines("AT+HTTPREAD=1,500") == ["OK"]
+    s.settle(0.1)
+    assert b.take() == "\r\n+HTTPREAD: DATA,3\r\nope\r\n+HTTPREAD: 0\r\n"
+    assert b.lines("AT+HTTPREAD=5,1") == ["+CME ERROR: 50"]  # past the end
     assert b.lines("AT+HTTPTERM") == ["OK"]
     assert b.lines("AT+CMICGAIN=5") == ["OK"]
     assert b.lines("AT+CMICGAIN?") == ["+CMICGAIN: 5", "OK"]

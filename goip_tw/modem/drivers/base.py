@@ -119,5 +119,5 @@ class Driver:
         return []
 
     # -- data
-    def http_test(self, modem, url: str):
+    def http_test(self, modem, url: str, timeout: float = 90.0):
         raise NotSupported(f"{self.name}: HTTP test through the module")

@@ -92,12 +92,19 @@ class Quectel(Driver):
         return []
 
     @defer.inlineCallbacks
-    def http_test(self, modem, url):
+    def http_test(self, modem, url, timeout=90.0):
         if not _URL_RE.match(url):
             raise ValueError(f"url: {url!r} not allowed")
-        got = modem.wait_urc("+QHTTPGET", timeout=90)
-        yield modem.engine.send(f"AT+QHTTPURL={len(url)},80", kind="data", connect_text=url)
-        yield modem.engine.send("AT+QHTTPGET=80", kind="data")
+        got = modem.wait_urc("+QHTTPGET", timeout=timeout)
+        try:
+            yield modem.engine.send(f"AT+QHTTPURL={len(url)},80", kind="data",
+                                    connect_text=url)
+            yield modem.engine.send("AT+QHTTPGET=80", kind="data")
+        except BaseException:
+            # the command failed: no +QHTTPGET will come, forget the waiter now
+            got.addErrback(lambda f: f.trap(defer.CancelledError))
+            got.cancel()
+            raise
         urc = yield got
         f = split_fields(urc.value)
         if f[0] != "0":

@@ -13,7 +13,7 @@ import re
 
 from twisted.internet import defer
 
-from goip_tw.modem import model
+from goip_tw.modem import at, model
 from goip_tw.modem.drivers.base import Driver, split_fields
 
 CPSI_MODE = {"GSM": "2G", "WCDMA": "3G", "TDSCDMA": "3G", "CDMA": "3G", "EVDO": "3G",
@@ -53,20 +53,39 @@ class Simcom(Driver):
         return []
 
     @defer.inlineCallbacks
-    def http_test(self, modem, url):
+    def http_test(self, modem, url, timeout=90.0):
+        """SIM7500/SIM7600/SIM7800 HTTP(S) AT Command Manual: HTTPINIT, HTTPPARA "URL",
+        HTTPACTION=0 (GET) answers OK and later ``+HTTPACTION: <method>,<status>,
+        <datalen>``; HTTPTERM always, so the next test can HTTPINIT again.  A
+        ``<status>`` of 7xx is the module's own error (no network, DNS, socket,
+        timeout), not the server's: it comes back as status 0 like Quectel's <err>."""
         if not _URL_RE.match(url):
             raise ValueError(f"url: {url!r} not allowed")
         eng = modem.engine
         try:
             yield eng.send("AT+HTTPINIT", kind="data")
-        except Exception:
-            pass  # already initialised
+        except at.CmeError:
+            pass  # a session left open (an earlier test cut short): reuse it
+        except at.AtError as exc:
+            if exc.result != "ERROR":
+                raise
+        got = None
         try:
             yield eng.send(f'AT+HTTPPARA="URL","{url}"', kind="data")
-            got = modem.wait_urc("+HTTPACTION", timeout=90)
+            got = modem.wait_urc("+HTTPACTION", timeout=timeout)
             yield eng.send("AT+HTTPACTION=0", kind="data")
             urc = yield got
+        except BaseException:
+            if got is not None and not got.called:
+                got.addErrback(lambda f: f.trap(defer.CancelledError))
+                got.cancel()
+            raise
         finally:
             yield eng.send("AT+HTTPTERM").addErrback(lambda f: None)
         f = split_fields(urc.value)
-        return model.HttpResult(int(f[1]), int(f[2]) if len(f) > 2 and f[2].isdigit() else None)
+        if len(f) < 2 or not f[1].isdigit():
+            raise at.AtError("+HTTPACTION", f"unreadable result {urc.value!r}")
+        status = int(f[1])
+        if status >= 600:
+            return model.HttpResult(0, None)
+        return model.HttpResult(status, int(f[2]) if len(f) > 2 and f[2].isdigit() else None)
