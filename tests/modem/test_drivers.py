@@ -124,6 +124,30 @@ def test_simcom_dtmf_and_http():
     assert 'AT+HTTPPARA="URL","http://example.org/x"' in t.sent and "AT+HTTPTERM" in t.sent
 
 
+def test_simcom_http_module_error_timeout_and_open_session():
+    """SIM7500/SIM7600 HTTP(S) manual: a 7xx <statuscode> is the module's own error
+    (status 0 to the caller); no +HTTPACTION within the timeout is AtTimeout with
+    HTTPTERM still sent and no timer left; HTTPINIT refused (a session left open)
+    is not fatal."""
+    from goip_tw.modem import at
+    script = dict(SIMCOM, **{"AT+HTTPINIT": "ERROR"})
+    modem, t, clock = make(("SIMCOM INCORPORATED", "SIMCOM_SIM7600G-H"), script)
+    run(modem.initialise(), clock)
+    d = modem.http_test("http://example.org/x", timeout=5)
+    settle(clock)
+    t.urc("+HTTPACTION: 0,713,0")
+    assert run(d, clock) == model.HttpResult(0, None)
+    t.sent.clear()
+    d = modem.http_test("http://example.org/slow", timeout=5)
+    settle(clock)
+    clock.advance(5)
+    with pytest.raises(at.AtTimeout):
+        run(d, clock)
+    assert "AT+HTTPTERM" in t.sent
+    assert not any(modem._urc_waiters.values())
+    assert clock.getDelayedCalls() == []  # the URC timer went with the waiter
+    modem.stop()
+
 QUECTEL = {
     "AT+QCCID": "+QCCID: 89860117851014783481\r\n\r\nOK",
     "AT+CEREG?": "+CEREG: 2,5,\"1A2B\",\"01C2D301\",7\r\n\r\nOK",
