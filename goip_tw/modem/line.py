@@ -307,18 +307,24 @@ class LineService(service.Service):
         status = yield modem.pin_status()
         if gen != self._gen:
             return
-        if status in ("SIM PIN", "SIM PIN2"):
+        if status in ("SIM PIN2", "SIM PUK2"):
+            # TS 27.007 8.3: PIN1 is verified and the line works; only a PIN2-guarded
+            # operation (fixed dialling) waits.  The configured PIN is PIN1's: sending
+            # it as PIN2 would only spend PIN2 attempts towards PUK2.
+            self._log_event("pin2_wanted", level="warn", status=status)
+            status = "READY"
+        if status == "SIM PIN":
             if not self.cfg.pin or self._pin_rejected:
                 self._set_state("sim_locked", "PIN required" if not self.cfg.pin else "PIN was rejected")
                 return
             try:
-                status = yield modem.unlock(self.cfg.pin) if status == "SIM PIN" else modem.unlock_pin2(self.cfg.pin)
+                status = yield modem.unlock(self.cfg.pin)
             except PinRejected as exc:
                 self._pin_rejected = True
                 self._log_event("pin_rejected", level="error")
                 self._set_state("sim_locked", str(exc))
                 return
-        if status in ("SIM PUK", "SIM PUK2", "PH-SIM PIN"):
+        if status in ("SIM PUK", "PH-SIM PIN"):
             self._set_state("sim_locked", f"{status} required")
             return
         if status in ("NOT INSERTED", "SIM FAILURE"):

@@ -208,6 +208,25 @@ def test_wrong_pin_is_not_retried_then_operator_unlocks(rigs):
 
 
 @pytest_twisted.inlineCallbacks
+def test_pending_pin2_neither_locks_the_line_nor_spends_pin2(rigs):
+    """SIM PIN2 / SIM PUK2 (TS 27.007 8.3) leave PIN1 verified: the line comes up
+    and the configured PIN (PIN1's) is never sent as PIN2."""
+    net, svc, add = rigs
+    line = add(pin="1234", pin_cfg="1234")
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered", what="registered")
+    card = line.module.sim
+    card.demand_pin2()  # e.g. a fixed-dialling edit refused with +CME ERROR: 17
+    yield line.set_enabled(False)
+    yield line.set_enabled(True)  # re-initialises on the same, still powered module
+    yield wait_until(lambda: any(r[1] == "pin2_wanted" for r in line.event_log.rows),
+                     what="PIN2 noticed")
+    yield wait_until(lambda: line.state == "registered", what="registered with PIN2 pending")
+    assert card.pin2_left == 3 and card.pin2_wanted and card.pin_left == 3
+    assert "sim_locked" not in states(line)
+
+
+@pytest_twisted.inlineCallbacks
 def test_sim_switch_reinitialises(rigs):
     net, svc, add = rigs
     line = add(slots=2)
