@@ -289,6 +289,31 @@ def core_noise(seconds: float) -> dict:
     return {"slow_pct": 100 * slow / seconds, "longest_ms": longest * 1000}
 
 
+def steady_samples(send: list[float], wake: list[float], slot_cpu: list[float]):
+    """Send lateness of the slots outside core slow-downs, and the share left out.
+
+    A slot whose CPU time is over 3x the median slot's ran on a slowed core;
+    it and the slots after it are left out until the ticker's wake lateness is
+    back under 1 ms (the backlog the slow-down caused is drained).  Only a
+    diagnostic beside the strict figure: it says what the engine does on a
+    core running at its usual speed."""
+    n = min(len(send), len(wake), len(slot_cpu))
+    if n == 0:
+        return [], 0.0
+    med = sorted(slot_cpu[:n])[n // 2]
+    out, left_out, disturbed = [], 0, False
+    for i in range(n):
+        if slot_cpu[i] > 3 * med and slot_cpu[i] > 200e-6:
+            disturbed = True
+        elif disturbed and wake[i] < 0.001:
+            disturbed = False
+        if disturbed:
+            left_out += 1
+        else:
+            out.append(send[i])
+    return out, 100.0 * left_out / n
+
+
 def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_port: int):
     """One measurement in a fresh process: ``n`` bridged calls for ``seconds``.
 
@@ -309,6 +334,17 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
 
     codec = codecs.get(codec_name)
     ticker = Ticker(reactor, lateness_samples=10 ** 6)
+    # CPU time of every slot, index-aligned with the ticker's lateness samples:
+    # the same work taking several times its usual CPU means the core itself
+    # was slow then (the host or a neighbour), which the probe below confirms
+    slot_cpu: list[float] = []
+    fire = ticker._fire
+
+    def timed_fire():
+        t0 = time.thread_time()
+        fire()
+        slot_cpu.append(time.thread_time() - t0)
+    ticker._fire = timed_fire
     frame = speech(1)[:320]
     sessions, ports = [], []
     for i in range(n):
@@ -330,6 +366,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
 
     def measure_start():
         ticker.take_lateness()
+        del slot_cpu[:]
         result["t0"] = time.monotonic()
         result["ru0"] = resource.getrusage(resource.RUSAGE_SELF)
         result["sent0"] = sum(s.leg.stream.counters.sent for s in sessions)
@@ -346,6 +383,8 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         else:  # a one-phase ticker: its slot end is its send completion
             late, done = ticker.take_lateness()
             end = list(done)
+        steady, disturbed = steady_samples(done, late, slot_cpu)
+        steady.sort()
         late.sort()
         done.sort()
         end.sort()
@@ -359,6 +398,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
             "cpu_per_call_us_per_packet": cpu / max(1, sent) * 1e6,
             "p99_wake_ms": pick(late, 0.99), "p99_send_ms": pick(done, 0.99),
             "max_send_ms": pick(done, 1.0), "p99_slot_end_ms": pick(end, 0.99),
+            "p99_send_steady_ms": pick(steady, 0.99), "disturbed_pct": disturbed,
             "sent_ratio": sent / expected,
             "recv_ratio": recv / expected, "jb_lost_or_underrun": lost,
             "skipped": ticker.skipped, "cpu_s": cpu, "wall_s": wall}), flush=True)
@@ -391,8 +431,8 @@ def bench_calls(quick: bool, pin: bool):
                 out("bridged_g729_calls_per_core", "unavailable", "")
                 continue
             steps = [1, 50, 100, 200, 300, 400, 500, 600, 800, 1000, 1300]
-            good = sustained = None
-            strict = True
+            good = sustained = steady_good = None
+            strict = steady_run = True
             cpu_bound = []
             for n in steps:
                 r = subprocess.run([sys.executable, __file__, "--child", str(n), codec,
@@ -414,6 +454,8 @@ def bench_calls(quick: bool, pin: bool):
                       f"sent {res['sent_ratio']:.3f} "
                       f"recv {res['recv_ratio']:.3f}  jb lost/underrun {res['jb_lost_or_underrun']}"
                       f"  core slow {res['slow_pct']:.1f}% (longest {res['longest_ms']:.0f} ms)"
+                      f"  steady-core p99 send {res['p99_send_steady_ms']:.2f} ms"
+                      f" ({res['disturbed_pct']:.0f}% of slots left out)"
                       f"  {'ok' if ok else ('kept up, late' if kept_up else 'FAIL')}", flush=True)
                 tag = "g711" if codec == "PCMA" else "g729"
                 if n == 1:
@@ -424,6 +466,11 @@ def bench_calls(quick: bool, pin: bool):
                     break
                 cpu_bound.append(n / max(res["cpu"], 1e-6))
                 sustained = res
+                if (steady_run and res["p99_send_steady_ms"] < 2.0
+                        and res["disturbed_pct"] < 20):
+                    steady_good = res
+                else:
+                    steady_run = False
                 if ok and strict:
                     good = res
                 else:
@@ -441,6 +488,11 @@ def bench_calls(quick: bool, pin: bool):
             if sustained is not None:
                 out(f"bridged_{tag}_calls_sustained_ratio_vs_target",
                     f"{sustained['calls'] / target:.2f}", f"x (target {target})")
+            if steady_good is not None:
+                out(f"bridged_{tag}_calls_per_core_steady_core", steady_good["calls"],
+                    "calls (diagnostic: p99 < 2 ms outside the core's slow-downs)")
+                out(f"bridged_{tag}_calls_per_core_steady_core_ratio_vs_target",
+                    f"{steady_good['calls'] / target:.2f}", f"x (target {target})")
             if good is None:
                 out(f"bridged_{tag}_calls_per_core", 0, "calls (p99 < 2 ms never met)")
                 out(f"bridged_{tag}_calls_per_core_ratio_vs_target", "0.00",
