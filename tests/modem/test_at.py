@@ -7,31 +7,15 @@ from twisted.internet.testing import StringTransport
 
 from goip_tw.modem import at
 
+from .atclock import clock_engine, close_engine, result, sent
+
 
 @pytest.fixture
 def eng():
-    clock = Clock()
-    e = at.AtEngine(clock)
+    e, clock = clock_engine()
     e.urcs["^CEND"] = False
-    t = StringTransport()
-    e.makeConnection(t)
-    e.urc_log = []
-    e.add_urc_observer(e.urc_log.append)
     yield e
-    e.connectionLost(None)
-    assert not clock.getDelayedCalls()
-
-
-def sent(e):
-    v = e.transport.value()
-    e.transport.clear()
-    return v
-
-
-def result(d):
-    out = []
-    d.addBoth(out.append)
-    return out[0] if out else None
+    close_engine(e, clock)
 
 
 def test_simple_command_with_echo_and_intermediate(eng):

@@ -5,11 +5,10 @@ import os
 
 import pytest
 import pytest_twisted
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
 from goip_tw.modem import at, pdu
 
+from .atclock import clock_engine, close_engine, result, sent
 from .simhelp import PHONE, sleep, wait_until
 from .test_line import rigs  # noqa: F401  (the shared line fixture)
 
@@ -75,27 +74,12 @@ def test_line_recovers_a_module_left_at_an_empty_prompt(rigs):  # noqa: F811
 
 @pytest.fixture
 def eng():
-    clock = Clock()
-    e = at.AtEngine(clock, timeouts={"quick": 1.0, "late_grace": 0.1})
-    t = StringTransport()
-    e.makeConnection(t)
-    e.urc_log = []
-    e.add_urc_observer(e.urc_log.append)
+    e, clock = clock_engine(timeouts={"quick": 1.0, "late_grace": 0.1})
     yield e
-    e.connectionLost(None)
-    assert not clock.getDelayedCalls()
+    close_engine(e, clock)
 
 
-def _take(e):
-    v = e.transport.value()
-    e.transport.clear()
-    return v
-
-
-def _result(d):
-    out = []
-    d.addBoth(out.append)
-    return out[0] if out else None
+_take, _result = sent, result
 
 
 def test_resync_writes_esc_then_holds_commands_until_settled(eng):
