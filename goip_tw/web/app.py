@@ -19,7 +19,19 @@ from goip_tw import __version__
 from goip_tw.config import schema
 from goip_tw.web import auth
 
-WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
+def _web_dir() -> str:
+    """Templates and static files: ``web/`` beside the package in a source tree or an
+    editable install, else ``<prefix>/share/goip-tw/web`` where setup.py puts them."""
+    import sys
+
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
+    for candidate in (here, os.path.join(sys.prefix, "share", "goip-tw", "web")):
+        if os.path.isdir(os.path.join(candidate, "templates")):
+            return candidate
+    return here
+
+
+WEB_DIR = _web_dir()
 
 
 def _template(name: str) -> str:
