@@ -1,0 +1,1 @@
+"""SMS: the durable outgoing queue and router, received SMS, forwarding, commands, USSD."""
