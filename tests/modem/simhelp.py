@@ -82,3 +82,16 @@ def booted(net, dialect="quectel", **kw):
     yield sleep(3 * net.boot_delay + 0.05)  # past the simulated boot (RDY)
     rig = Rig(net, module, name=f"{dialect}{module.number}")
     return rig
+
+
+@defer.inlineCallbacks
+def registered(net, dialect="quectel", **kw):
+    """A booted rig whose Modem is initialised and whose module has registered."""
+    rig = yield booted(net, dialect, **kw)
+    try:
+        yield rig.modem.initialise()
+        yield wait_until(lambda: rig.module.registered, what="registered")
+    except BaseException:
+        yield rig.close()
+        raise
+    return rig

@@ -13,18 +13,11 @@ from twisted.internet import defer
 
 from goip_tw.modem import model
 
-from .simhelp import PHONE, booted, make_network, sleep, wait_until
+from .simhelp import PHONE, booted, sleep, wait_until
 
 DIALECTS = ["quectel", "simcom", "huawei"]
 #: far beyond every wait below: only URCs can move the call list
 NO_POLL = 60.0
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 def _ready(rig, driver=None):

@@ -10,15 +10,8 @@ from goip_tw.modem import at, model
 from goip_tw.modem.audio import open_voice_port
 from goip_tw.simulator.audio import dominant_frequency, rms
 
-from .simhelp import PHONE, booted, make_network, sleep, wait_until
+from .simhelp import PHONE, booted, sleep, wait_until
 from .test_line import rigs  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 def record_lines(module):

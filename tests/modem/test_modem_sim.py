@@ -8,20 +8,13 @@ from goip_tw.modem import at, model, pdu
 from goip_tw.modem.api import PinRejected
 from goip_tw.modem.smsrx import SmsSendError
 
-from .simhelp import PHONE, booted, make_network, sleep, wait_until
+from .simhelp import PHONE, booted, registered, sleep, wait_until
 
 from goip_tw.simulator.at_http import DEFAULT_BODY
 from goip_tw.simulator.module import IDENTITIES
 
 #: the simulator speaks these; Huawei is covered by transcript tests (test_drivers.py)
 DIALECTS = [d for d in ("quectel", "simcom", "huawei") if d in IDENTITIES]
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 @pytest_twisted.inlineCallbacks
@@ -54,10 +47,8 @@ def test_identity_network_and_status(net, dialect):
 
 @pytest_twisted.inlineCallbacks
 def test_volte_quectel(net):
-    rig = yield booted(net, "quectel")
+    rig = yield registered(net, "quectel")
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         yield rig.modem.set_volte(False)
         assert rig.module.settings.ims == 2  # Quectel: 2 = IMS disabled
         yield rig.modem.set_volte(True)
@@ -69,10 +60,8 @@ def test_volte_quectel(net):
 
 @pytest_twisted.inlineCallbacks
 def test_operator_selection_fixed_and_auto(net):
-    rig = yield booted(net, "quectel")
+    rig = yield registered(net, "quectel")
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         yield rig.modem.select_operator("00101")
         yield sleep(0.05)
         yield wait_until(lambda: rig.module.registered, what="re-registered")
@@ -108,10 +97,8 @@ def test_pin_unlock_never_retried(net):
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_send_sms_long_and_status_report(net, dialect):
     phone = net.add_remote_phone(PHONE)
-    rig = yield booted(net, dialect)
+    rig = yield registered(net, dialect)
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         text = "Grüße € " + "x" * 160
         refs = yield rig.modem.send_sms(PHONE, text, status_report=True)
         assert len(refs) == 2 and all(r >= 0 for r in refs)
@@ -151,10 +138,8 @@ def test_receive_sms_exactly_once_and_deleted(net, dialect):
 @pytest_twisted.inlineCallbacks
 def test_refused_sms_stays_on_module_until_accepted(net):
     phone = net.add_remote_phone(PHONE)
-    rig = yield booted(net, "quectel")
+    rig = yield registered(net, "quectel")
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         refused = []
         rig.sms_result = lambda s: (refused.append(s), defer.fail(RuntimeError("db down")))[1]
         phone.send_sms(rig.module.sim.msisdn, "keep me")
@@ -195,10 +180,8 @@ def test_full_sim_store_is_drained(net):
 @pytest_twisted.inlineCallbacks
 def test_urc_between_prompt_and_cmgs(net):
     net.add_remote_phone(PHONE)
-    rig = yield booted(net, "quectel")
+    rig = yield registered(net, "quectel")
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         rig.module.faults.apply("urc_mid", count=1, text='+CMTI: "SM",7')
         refs = yield rig.modem.send_sms(PHONE, "hello")
         assert len(refs) == 1 and refs[0] >= 0
@@ -209,10 +192,8 @@ def test_urc_between_prompt_and_cmgs(net):
 @pytest_twisted.inlineCallbacks
 def test_cms_and_cme_errors_and_garbage(net):
     net.add_remote_phone(PHONE)
-    rig = yield booted(net, "quectel")
+    rig = yield registered(net, "quectel")
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         rig.module.faults.apply("error", command="+CMGS", reply="+CMS ERROR: 332")
         with pytest.raises(SmsSendError) as info:
             yield rig.modem.send_sms(PHONE, "x" * 200)
@@ -366,10 +347,8 @@ def test_gains(net):
 @pytest_twisted.inlineCallbacks
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_ussd_session(net, dialect):
-    rig = yield booted(net, dialect)
+    rig = yield registered(net, dialect)
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         reply = yield rig.modem.ussd("*100#")
         assert "Balance" in reply.text or "balance" in reply.text.lower()
         menu = yield rig.modem.ussd("*111#")
@@ -391,10 +370,8 @@ def test_ussd_session(net, dialect):
 def test_http_access_test(net, dialect):
     """F-509 through the module: Quectel QHTTPURL/QHTTPGET, SIMCom HTTPINIT/HTTPPARA/
     HTTPACTION/HTTPTERM (SIM7500/SIM7600/SIM7800 HTTP(S) AT Command Manual)."""
-    rig = yield booted(net, dialect)
+    rig = yield registered(net, dialect)
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         result = yield rig.modem.http_test("http://example.com/")
         assert result == model.HttpResult(200, len(DEFAULT_BODY.encode()))
         # a configured non-200 answer is the server's status, passed through
@@ -417,10 +394,8 @@ def test_http_access_test_timeout_and_module_errors(net, dialect):
     """A server that never answers ends in AtTimeout after our timeout, leaves nothing
     pending, and the next test still works; a module-side failure (no network, a
     refused command) is status 0 or the command's error, never a hang."""
-    rig = yield booted(net, dialect)
+    rig = yield registered(net, dialect)
     try:
-        yield rig.modem.initialise()
-        yield wait_until(lambda: rig.module.registered)
         net.http_responses["http://slow.example/"] = (None, "")
         with pytest.raises(at.AtTimeout):
             yield rig.modem.http_test("http://slow.example/", timeout=0.3)

@@ -12,16 +12,9 @@ import pytest_twisted
 from goip_tw.modem import at, model
 from goip_tw.modem.api import PinRejected
 
-from .simhelp import booted, make_network, wait_until
+from .simhelp import booted, wait_until
 
 DIALECTS = ["quectel", "simcom"]
-
-
-@pytest.fixture
-def net():
-    n = make_network()
-    yield n
-    n.stop()
 
 
 @pytest_twisted.inlineCallbacks
