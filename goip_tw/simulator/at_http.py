@@ -52,16 +52,8 @@ def qhttpget(module, cmd):
     url = module.settings.http_url
     if not url:
         raise AtError(50)
-    module.http_body = None
-    result = _fetch(module, url)
-    if result is None:
-        module.timers.later(1.0, module.urc, "+QHTTPGET: 717")
-        return []
-    status, body = result
-    if status is None:
-        return []  # the server never answers
-    module.http_body = body
-    module.timers.later(0.5, module.urc, f"+QHTTPGET: 0,{status},{len(body.encode())}")
+    _get(module, url, "+QHTTPGET: 717",
+         lambda status, length: f"+QHTTPGET: 0,{status},{length}")
     return []
 
 
@@ -74,12 +66,20 @@ def qhttpread(module, cmd):
     return ["CONNECT", body]
 
 
-def _fetch(module, url: str) -> tuple[int | None, str] | None:
+def _get(module, url: str, no_network_urc: str, result_urc) -> None:
+    """Run the simulated GET and report it later the way the dialect does:
+    ``no_network_urc`` without registration, ``result_urc(status, length)`` after the
+    configured answer; a URL configured with status None never answers."""
+    module.http_body = None
     if not module.registered:
-        return None
+        module.timers.later(1.0, module.urc, no_network_urc)
+        return
     status, body = module.network.http_responses.get(url, (200, DEFAULT_BODY))
     module.network.record("http", module=module.number, url=url, status=status)
-    return status, body
+    if status is None:
+        return
+    module.http_body = body
+    module.timers.later(0.5, module.urc, result_urc(status, len(body.encode())))
 
 
 @command("+HTTPINIT", dialects=S)
@@ -117,16 +117,8 @@ def httpaction(module, cmd):
     if not module.http_session or not module.settings.http_url:
         raise AtError()
     method = cmd.int_param(0, lo=0, hi=4)
-    module.http_body = None
-    result = _fetch(module, module.settings.http_url)
-    if result is None:
-        module.timers.later(1.0, module.urc, f"+HTTPACTION: {method},709,0")
-        return []
-    status, body = result
-    if status is None:
-        return []  # the server never answers
-    module.http_body = body
-    module.timers.later(0.5, module.urc, f"+HTTPACTION: {method},{status},{len(body.encode())}")
+    _get(module, module.settings.http_url, f"+HTTPACTION: {method},709,0",
+         lambda status, length: f"+HTTPACTION: {method},{status},{length}")
     return []
 
 
