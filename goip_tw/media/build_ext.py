@@ -16,15 +16,21 @@ BCG729_INCLUDE = "/usr/include/bcg729"
 
 
 def extensions():
+    """Every ``goip_tw/media/*.pyx`` (as setup.py builds them); G.729 only with bcg729."""
+    import glob
+
     from setuptools import Extension
 
-    exts = [Extension("goip_tw.media._g711", ["goip_tw/media/_g711.pyx"],
-                      extra_compile_args=["-O3"]),
-            Extension("goip_tw.media._dsp", ["goip_tw/media/_dsp.pyx"],
-                      extra_compile_args=["-O3"], libraries=["m"])]
-    if os.path.isdir(BCG729_INCLUDE):
-        exts.append(Extension("goip_tw.media._g729", ["goip_tw/media/_g729.pyx"],
-                              libraries=["bcg729"], extra_compile_args=["-O3"]))
+    exts = []
+    for pyx in sorted(glob.glob(os.path.join(ROOT, "goip_tw", "media", "*.pyx"))):
+        rel = os.path.relpath(pyx, ROOT)
+        name = rel[:-4].replace(os.sep, ".")
+        kw = {"extra_compile_args": ["-O3"], "libraries": ["m"]}
+        if name.endswith("_g729"):
+            if not os.path.isdir(BCG729_INCLUDE):
+                continue
+            kw["libraries"] = ["bcg729"]
+        exts.append(Extension(name, [rel], **kw))
     return exts
 
 
