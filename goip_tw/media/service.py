@@ -404,6 +404,7 @@ class MediaService(service.Service):
         for s in list(self._line_sessions.values()):
             s.stop()
         self._line_sessions.clear()
+        self.ticker.close()  # no timerfd reader left in the reactor
         return super().stopService()
 
 
