@@ -106,3 +106,37 @@ def test_underrun_refills_before_playing():
     assert played(out) == list(range(10))
     assert jb.underruns >= 1
     assert "jb_delay_ms" in jb.figures()
+
+
+def test_reorder_across_the_16_bit_wrap():
+    trace = [(0, 65534), (1, 0), (1, 65535), (2, 1), (3, 2), (4, 3), (5, 4)]
+    jb, out = run(trace, 9, min_delay_ms=40)
+    assert played(out) == [65534, 65535, 0, 1, 2, 3, 4]
+    assert jb.lost == jb.late == 0
+
+
+def test_backward_restart_resyncs():
+    # 60000 is far *behind* the expected 10 once extended: the sender restarted
+    trace = [(i, i) for i in range(10)] + [(10 + i, 60000 + i) for i in range(10)]
+    jb, out = run(trace, 25, min_delay_ms=40)
+    assert played(out) == list(range(9)) + [60000 + i for i in range(10)]
+    assert jb.resyncs == 1 and jb.late == 0
+
+
+def test_depth_above_target_shrinks_without_counting_loss():
+    # a burst of six at start, then one per tick: depth stays two above target
+    trace = [(0, i) for i in range(6)] + [(i - 5, i) for i in range(6, 60)]
+    jb, out = run(trace, 60, shrink_after=5)
+    assert jb.shrunk == 3 and jb.lost == 0
+    assert played(out)[:10] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 11]
+    assert jb.figures()["jb_shrunk"] == 3
+
+
+def test_counters_and_bounds_are_plain_attributes():
+    jb = JitterBuffer(packet_ms=30, min_delay_ms=50, max_delay_ms=40)
+    assert jb.max_delay_ms == 80 and jb.max_packets == 2 and jb.target_packets == 2
+    assert (jb.depth, jb.delay_ms, jb.played, jb.jitter) == (0, 0, 0, 0.0)
+    assert jb.pop() == (EMPTY, None)
+    jb.put(1, 160, b"a", 0.0)
+    jb.put(2, 320, b"b", 0.02)
+    assert jb.pop() == (AUDIO, b"a") and jb.played == 1 and jb.delay_ms == 30
