@@ -34,21 +34,26 @@ from typing import Callable
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
 
-try:
-    from goip_tw.media import _timerfd
-except ImportError:  # extension not built: callLater only
-    _timerfd = None
-
 log = Logger()
+
+
+def _timerfd_module():
+    """The timerfd extension, None when it is not built (imported per ticker,
+    not per process, so a checkout that builds it late still gets it)."""
+    try:
+        from goip_tw.media import _timerfd
+    except ImportError:
+        return None
+    return _timerfd if _timerfd.AVAILABLE else None
 
 
 def timerfd_usable(clock, now) -> bool:
     """Whether a ticker on ``clock`` timing with ``now`` can wake through a timerfd:
     only a real reactor can watch the fd, and only time.monotonic is on the
     timer's clock (CLOCK_MONOTONIC)."""
-    return (_timerfd is not None and _timerfd.AVAILABLE and IReactorFDSet.providedBy(clock)
-            and now is time.monotonic
-            and "CLOCK_MONOTONIC" in time.get_clock_info("monotonic").implementation)
+    return (IReactorFDSet.providedBy(clock) and now is time.monotonic
+            and "CLOCK_MONOTONIC" in time.get_clock_info("monotonic").implementation
+            and _timerfd_module() is not None)
 
 
 class _TimerWaker:
@@ -155,7 +160,7 @@ class Ticker:
         self._n = 0
         if self.use_timerfd:
             try:
-                timer = _timerfd.TimerFD()
+                timer = _timerfd_module().TimerFD()
             except OSError as e:
                 log.warn("media ticker: no timerfd ({error}); waking with callLater", error=e)
                 self.use_timerfd = False

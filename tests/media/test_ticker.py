@@ -1,3 +1,10 @@
+import importlib
+import os
+import sys
+import time
+
+import pytest
+import pytest_twisted
 from twisted.internet import task
 
 from goip_tw.media.ticker import Ticker
@@ -103,3 +110,220 @@ def test_a_member_stopped_in_the_send_phase_gets_no_receive():
     assert "victim receive" not in seen
     t.unsubscribe(killer)
     assert clock.getDelayedCalls() == []
+
+
+def test_a_member_leaving_and_rejoining_inside_a_tick_keeps_one_wakeup():
+    """A session that stops and restarts from its own callback (last member out,
+    first member in) must not leave two wake-up chains running."""
+    clock, t = make()
+    hits = []
+    box = {}
+
+    def bounce():
+        hits.append(clock.seconds())
+        if len(hits) == 3:
+            t.unsubscribe(box["sub"])
+            box["sub"] = t.subscribe(bounce)
+
+    box["sub"] = t.subscribe(bounce)
+    for _ in range(50):
+        clock.advance(0.02)
+        assert len(clock.getDelayedCalls()) == 1
+    assert 49 <= len(hits) <= 52
+    t.unsubscribe(box["sub"])
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_member_joining_inside_a_tick_keeps_one_wakeup():
+    clock, t = make()
+    hits = []
+    joined = []
+
+    def first():
+        hits.append(1)
+        if not joined:
+            joined.append(t.subscribe(lambda: hits.append(2)))
+
+    a = t.subscribe(first)
+    for _ in range(50):
+        clock.advance(0.02)
+        assert len(clock.getDelayedCalls()) == 1
+    assert 48 <= hits.count(1) <= 52 and 48 <= hits.count(2) <= 52
+    t.unsubscribe(a)
+    t.unsubscribe(joined[0])
+    assert clock.getDelayedCalls() == []
+
+
+def test_close_drops_every_member_and_the_ticker_can_start_again():
+    clock, t = make()
+    hits = []
+    subs = [t.subscribe(lambda: hits.append(1)) for _ in range(5)]
+    clock.advance(0.02)
+    t.close()
+    assert len(t) == 0 and clock.getDelayedCalls() == []
+    assert not any(s.active for s in subs)
+    t.unsubscribe(subs[0])  # harmless after close
+    before = len(hits)
+    clock.advance(0.1)
+    assert len(hits) == before
+    t.subscribe(lambda: hits.append(2))
+    clock.advance(0.02)
+    assert 2 in hits
+
+
+# -- wake-up mode -----------------------------------------------------------------------
+
+def test_fallback_to_calllater_off_a_real_reactor_or_clock():
+    from twisted.internet import reactor
+
+    assert make()[1].wake_mode == "callLater"
+    assert Ticker(task.Clock()).wake_mode == "callLater"  # monotonic time, but no fds
+    assert Ticker(reactor, now=lambda: time.monotonic()).wake_mode == "callLater"
+    assert Ticker(reactor, timerfd=False).wake_mode == "callLater"
+
+
+# -- the timerfd path, on the real reactor ----------------------------------------------
+
+def _ensure_timerfd_built():
+    """As tests/media/conftest.py does for the codecs: build a checkout's extensions."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        importlib.import_module("goip_tw.media._timerfd")
+    except ImportError:
+        from goip_tw.media.build_ext import build_in_place
+        build_in_place()
+        importlib.invalidate_caches()
+
+
+_ensure_timerfd_built()
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux only")
+
+
+def open_timerfds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[timerfd]"
+        except OSError:
+            pass
+    return n
+
+
+def pause(seconds):
+    from twisted.internet import reactor
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+@linux_only
+@pytest_twisted.inlineCallbacks
+def test_timerfd_wakes_each_subscriber_once_per_period_in_its_own_phase():
+    from twisted.internet import reactor
+
+    t = Ticker(reactor)
+    assert t.wake_mode == "timerfd"
+    fired = []
+    wrapped = t._fire
+
+    def counted_fire():  # what bench/media.py does to time each slot
+        fired.append(1)
+        wrapped()
+
+    t._fire = counted_fire
+    order = []
+    subs = [t.subscribe(lambda i=i: order.append(i)) for i in range(3)]
+    assert len({s.slot for s in subs}) == 3
+    waker = t._waker
+    assert waker in reactor.getReaders()
+    assert not [c for c in reactor.getDelayedCalls() if c.func == t._woken]
+    periods = 25
+    yield pause(periods * t.period)
+    for s in subs:
+        t.unsubscribe(s)
+    for i in range(3):
+        assert periods - 2 <= order.count(i) <= periods + 2
+    # each in its own phase, the same one every period: the order never changes
+    start = order.index(0)
+    assert order[start:start + 3 * (periods - 3)] == [0, 1, 2] * (periods - 3)
+    assert len(fired) == t.ticks == len(order)
+    assert min(t.lateness) >= 0  # a timerfd never wakes before its deadline
+    assert waker not in reactor.getReaders()
+
+
+@linux_only
+@pytest_twisted.inlineCallbacks
+def test_last_unsubscribe_removes_the_reader_and_closes_the_fd():
+    from twisted.internet import reactor
+
+    baseline = open_timerfds()
+    t = Ticker(reactor)
+    a = t.subscribe(lambda: None)
+    b = t.subscribe(lambda: None)
+    waker = t._waker
+    fd = waker.fileno()
+    assert os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[timerfd]"
+    assert open_timerfds() == baseline + 1
+    yield pause(0.05)
+    t.unsubscribe(a)
+    assert waker in reactor.getReaders()  # one member left
+    t.unsubscribe(b)
+    assert waker not in reactor.getReaders()
+    assert waker.fileno() == -1 and t._waker is None
+    assert open_timerfds() == baseline
+    # subscribe/unsubscribe cycles, with and without a reactor turn in between
+    for i in range(40):
+        s = t.subscribe(lambda: None)
+        if i % 4 == 0:
+            yield pause(0.003)
+        t.unsubscribe(s)
+    assert open_timerfds() == baseline
+    assert not [r for r in reactor.getReaders() if isinstance(r, type(waker))]
+
+
+@linux_only
+@pytest_twisted.inlineCallbacks
+def test_timerfd_member_leaving_and_rejoining_inside_a_tick():
+    """The reader that is being served is removed and its fd closed; a new timer
+    takes over (possibly on the same fd number) and keeps ticking."""
+    from twisted.internet import reactor
+
+    baseline = open_timerfds()
+    t = Ticker(reactor)
+    hits = []
+    box = {}
+
+    def bounce():
+        hits.append(1)
+        if len(hits) in (5, 10):
+            t.unsubscribe(box["sub"])
+            box["sub"] = t.subscribe(bounce)
+
+    box["sub"] = t.subscribe(bounce)
+    yield pause(20 * t.period)
+    # once per period, plus the immediate first tick of each of the 2 restarts
+    assert 20 - 2 <= len(hits) <= 20 + 2 + 2
+    assert open_timerfds() == baseline + 1
+    wakers = [r for r in reactor.getReaders() if isinstance(r, type(t._waker))]
+    assert wakers == [t._waker]
+    t.unsubscribe(box["sub"])
+    assert open_timerfds() == baseline
+
+
+@linux_only
+def test_stopping_the_media_service_leaves_no_reader():
+    from twisted.internet import reactor
+
+    from goip_tw.config.sections.media import MediaConfig
+    from goip_tw.media.service import MediaService
+
+    baseline = open_timerfds()
+    svc = MediaService(reactor, MediaConfig(), interface="127.0.0.1", address="127.0.0.1")
+    svc.startService()
+    sub = svc.ticker.subscribe(lambda: None)
+    waker = svc.ticker._waker
+    assert waker in reactor.getReaders()
+    svc.stopService()
+    assert waker not in reactor.getReaders()
+    assert not sub.active and len(svc.ticker) == 0
+    assert open_timerfds() == baseline
