@@ -6,6 +6,9 @@
 CNAME every few seconds (randomised 0.5-1.5 x the interval, section 6.3.1) and
 computes the round-trip time from the LSR/DLSR fields of the reports it
 receives (section 6.4.1).
+
+ReceptionStats runs for every received packet, so it is a Cython class
+(``_rxstats.pyx``); Cython code cimports it through ``_rxstats.pxd``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import attrs
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from goip_tw.media._rxstats import (  # noqa: F401 (re-exported)
+    MAX_DROPOUT, MAX_MISORDER, RTP_SEQ_MOD, ReceptionStats)
+
 log = Logger()
 
-RTP_SEQ_MOD = 1 << 16
-MAX_DROPOUT = 3000
-MAX_MISORDER = 100
 NTP_EPOCH_OFFSET = 2208988800  # 1900-01-01 to 1970-01-01
 
 PT_SR, PT_RR, PT_SDES, PT_BYE, PT_APP = 200, 201, 202, 203, 204
@@ -38,97 +41,6 @@ def ntp_timestamp(seconds: float) -> int:
 
 def ntp_middle(ntp: int) -> int:
     return (ntp >> 16) & 0xFFFFFFFF
-
-
-class ReceptionStats:
-    """Per-source reception figures (RFC 3550 A.1, A.3, A.8)."""
-
-    def __init__(self, clock_rate: int = 8000):
-        self.clock_rate = clock_rate
-        self.started = False
-        self.init(0)
-        self.received = 0
-
-    def init(self, seq: int) -> None:
-        """Start counting at ``seq`` (a new source, or a source that restarted)."""
-        self.base_seq = seq
-        self.max_seq = seq
-        self.bad_seq = RTP_SEQ_MOD + 1
-        self.cycles = 0
-        self.received = 0
-        self.expected_prior = 0
-        self.received_prior = 0
-        self.jitter = 0.0
-        self._transit = None
-        self.duplicates_or_late = 0
-
-    def update_seq(self, seq: int) -> bool:
-        """Account one packet; ``False`` means a sequence jump not (yet) believed.
-
-        The source is negotiated and latched, so the first packet is trusted
-        without A.1's probation; a large jump is believed when the next packet
-        confirms it (the sender restarted, e.g. after a re-INVITE to another box).
-        """
-        if not self.started:
-            self.started = True
-            self.init(seq)
-            self.received = 1
-            return True
-        udelta = (seq - self.max_seq) % RTP_SEQ_MOD
-        if udelta == 0:
-            self.duplicates_or_late += 1
-            return True
-        if udelta < MAX_DROPOUT:
-            if seq < self.max_seq:
-                self.cycles += RTP_SEQ_MOD
-            self.max_seq = seq
-        elif udelta <= RTP_SEQ_MOD - MAX_MISORDER:
-            if seq == self.bad_seq:
-                self.init(seq)
-            else:
-                self.bad_seq = (seq + 1) % RTP_SEQ_MOD
-                return False
-        else:
-            self.duplicates_or_late += 1
-        self.received += 1
-        return True
-
-    def update_jitter(self, arrival_seconds: float, rtp_timestamp: int) -> None:
-        arrival = int(arrival_seconds * self.clock_rate)
-        transit = (arrival - rtp_timestamp) & 0xFFFFFFFF
-        if self._transit is not None:
-            d = (transit - self._transit) & 0xFFFFFFFF
-            if d & 0x80000000:
-                d = (1 << 32) - d
-            self.jitter += (d - self.jitter) / 16.0
-        self._transit = transit
-
-    @property
-    def extended_max(self) -> int:
-        return self.cycles + self.max_seq
-
-    @property
-    def expected(self) -> int:
-        return self.extended_max - self.base_seq + 1
-
-    @property
-    def lost(self) -> int:
-        return self.expected - self.received
-
-    def take_fraction_lost(self) -> int:
-        """Fraction lost since the previous call, as the 8-bit fixed point of A.3."""
-        expected_interval = self.expected - self.expected_prior
-        self.expected_prior = self.expected
-        received_interval = self.received - self.received_prior
-        self.received_prior = self.received
-        lost_interval = expected_interval - received_interval
-        if expected_interval == 0 or lost_interval <= 0:
-            return 0
-        return min(255, (lost_interval << 8) // expected_interval)
-
-    @property
-    def jitter_ms(self) -> float:
-        return self.jitter * 1000.0 / self.clock_rate
 
 
 @attrs.frozen
