@@ -12,6 +12,11 @@ leg and writes it (or a tone) to the line, feeding DTMF detectors and the
 one-way-audio meter on the way.  Pacing comes from the ticker, not from packet
 arrival, so a bursty network or a bursty module port never changes the rate
 at which either side gets audio.
+
+The hot state and the per-tick work of all three live in C base classes
+(:mod:`goip_tw.media._fastpath`); these classes keep construction,
+negotiation and the uncommon cases (DTMF events, VAD and comfort noise,
+packet times other than 20 ms).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Callable
 from twisted.logger import Logger
 
 from goip_tw.media import _dsp
+from goip_tw.media._fastpath import LegCore, LineCore, SessionCore
 from goip_tw.media.codecs import CN_PAYLOAD_TYPE, Codec
 from goip_tw.media.dtmf import DtmfEvent, Rfc4733Receiver, Rfc4733Sender
 from goip_tw.media.interfaces import FRAME_BYTES, FRAME_SAMPLES
@@ -55,7 +61,7 @@ def comfort_noise(cn: bytes, samples: int, _rnd=random.Random(0)) -> bytes:
                              for _ in range(samples)]).tobytes()
 
 
-class LegMedia:
+class LegMedia(LegCore):
     """The RTP side of one call leg (created before SDP negotiation ends)."""
 
     def __init__(self, clock, stream: RtpStream, *, jitter_min_ms: int = 20,
@@ -116,30 +122,6 @@ class LegMedia:
         self.drain(limit)
         self.deliver()
 
-    def drain(self, limit: int = 16) -> None:
-        """Only read the socket (cheap syscalls, in the ticker's send phase);
-        :meth:`deliver` parses and buffers later in the same period.  Reading
-        at the start of the period keeps arrival quantisation fixed: whatever
-        arrived before this period's send is played from this period on."""
-        if not self._polled:
-            return
-        recv = self.port.socket.recvfrom
-        inbox = self._inbox
-        for _ in range(limit):
-            try:
-                inbox.append(recv(2048))
-            except OSError:  # EAGAIN: drained (or a transient ICMP error)
-                return
-
-    def deliver(self) -> None:
-        """Hand the datagrams :meth:`drain` read to the RTP stream."""
-        if not self._inbox:
-            return
-        inbox, self._inbox = self._inbox, []
-        receive = self.stream.datagramReceived
-        for data, addr in inbox:
-            receive(data, addr[:2])
-
     # -- negotiation -------------------------------------------------------------
     def configure(self, codec: Codec, *, dtmf_pt: int | None = 101, ptime: int = 20,
                   remote_ptime: int | None = None) -> None:
@@ -150,6 +132,7 @@ class LegMedia:
             self._pending = b""
             self._fifo = b""
         self.codec = codec
+        self._codec_pt = codec.payload_type
         self.dtmf_pt = dtmf_pt
         self.ptime = max(ptime, codec.min_ptime)
         self.remote_ptime = remote_ptime or self.ptime
@@ -178,49 +161,22 @@ class LegMedia:
         for fn in list(self.dtmf_listeners):
             fn(event)
 
-    def receive_frame(self) -> tuple[bytes, bool]:
-        """One 20 ms frame for the line, and whether it carried received audio."""
-        if self.decoder is None:
-            return SILENCE, False
-        heard = False
-        for _ in range(8):  # bounded: a packet holds at least 10 ms
-            if len(self._fifo) >= FRAME_BYTES:
-                break
-            kind, payload = self.jb.pop()
-            if kind == AUDIO:
-                try:
-                    pcm = self.decoder.decode(payload)
-                    heard = True
-                except ValueError as e:  # e.g. an oversized G.729 payload
-                    self.bad_payloads += 1
-                    log.debug("rtp: undecodable payload: {error}", error=e)
-                    pcm = self.decoder.conceal(FRAME_SAMPLES)
-            elif kind == LOST:
-                pcm = self.decoder.conceal(self.remote_ptime * 8)
-            else:
-                self.underflow_frames += 1
-                if self._cn is not None:
-                    pcm = comfort_noise(self._cn, FRAME_SAMPLES)
-                else:
-                    pcm = self.decoder.conceal(FRAME_SAMPLES)
-            self._fifo += pcm or SILENCE
-        frame, self._fifo = self._fifo[:FRAME_BYTES], self._fifo[FRAME_BYTES:]
-        if len(frame) < FRAME_BYTES:
-            frame += bytes(FRAME_BYTES - len(frame))
-        if len(self._fifo) > 8 * FRAME_BYTES:
-            self._fifo = self._fifo[-FRAME_BYTES:]
-        return frame, heard
+    def _fill_gap(self) -> bytes:
+        """A frame for an empty jitter buffer: comfort noise after an RFC 3389
+        SID, else the decoder's concealment (called from ``receive_frame``)."""
+        if self._cn is not None:
+            return comfort_noise(self._cn, FRAME_SAMPLES)
+        return self.decoder.conceal(FRAME_SAMPLES)
 
     # -- send ----------------------------------------------------------------------
-    def send_frame(self, pcm: bytes) -> None:
-        """Account 20 ms of outgoing audio: a DTMF event, a voice packet, or silence."""
+    def _send_frame_slow(self, pcm: bytes) -> None:
+        """``send_frame`` beyond the plain case: held, DTMF, VAD, other packet times."""
         stream = self.stream
-        if self.encoder is None:
-            return
         if not self.sending:
             stream.skip(FRAME_SAMPLES)
             return
-        if self.dtmf_sender.busy and self.dtmf_sender.tick(stream):
+        self._dtmf_active = self.dtmf_sender.busy
+        if self._dtmf_active and self.dtmf_sender.tick(stream):
             self._pending = b""
             self._talkspurt = True
             return
@@ -252,6 +208,7 @@ class LegMedia:
 
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         self.dtmf_sender.queue(digit, duration_ms)
+        self._dtmf_active = True
 
     def figures(self) -> dict:
         out = self.stream.figures()
@@ -282,7 +239,7 @@ class PcmPlayer:
         return chunk + bytes(2 * samples - len(chunk))
 
 
-class LineMedia:
+class LineMedia(LineCore):
     """The module's voice port with per-line input/output gain."""
 
     def __init__(self, port, *, input_gain_db: float = 0.0, output_gain_db: float = 0.0):
@@ -291,20 +248,8 @@ class LineMedia:
         self.gain_out = Gain(output_gain_db)
         self.underruns = 0
 
-    def read(self) -> bytes | None:
-        frame = self.port.read_frame()
-        if frame is None:
-            self.underruns += 1
-            return None
-        return self.gain_in.apply(frame)
 
-    def write(self, frame: bytes) -> None:
-        if getattr(self.port, "closed", False):
-            return
-        self.port.write_frame(self.gain_out.apply(frame))
-
-
-class Session:
+class Session(SessionCore):
     """Everything the ticker does for one line and/or one leg."""
 
     def __init__(self, ticker, line: LineMedia | None = None, leg: LegMedia | None = None):
@@ -337,61 +282,6 @@ class Session:
             self._sub = self.ticker.subscribe(self.tick_send, after=self.tick_receive)
             if self.leg is not None:
                 self.leg.set_polled(True)
-
-    def tick(self) -> None:
-        """One 20 ms period of work (both ticker phases back to back)."""
-        self.tick_send()
-        self.tick_receive()
-
-    def tick_send(self) -> None:
-        """Ticker phase 1: what must leave on time (line frame in, RTP packet out)."""
-        up = None
-        if self.line is not None:
-            up = self.line.read()
-            if up is not None:
-                for tap in tuple(self.line_taps):
-                    tap(up)
-        self._up = up
-        leg = self.leg
-        if leg is not None:
-            leg.drain()
-            if self.leg_tone is not None:
-                out = self.leg_tone.frame(FRAME_SAMPLES)
-                if self.leg_tone.finished:
-                    self.leg_tone = None
-            elif self.bridged:
-                out = up if up is not None else SILENCE
-            else:
-                out = None
-            if out is not None:
-                leg.send_frame(out)
-
-    def tick_receive(self) -> None:
-        """Ticker phase 2, after every send of the slot: RTP in, frame to the line."""
-        up, self._up = self._up, None
-        down, heard = None, False
-        if self.leg is not None:
-            self.leg.deliver()  # what drain() read at the start of this period
-            down, heard = self.leg.receive_frame()
-            if heard:
-                for tap in tuple(self.leg_taps):
-                    tap(down)
-        if self.line is not None:
-            if self.line_tone is not None:
-                frame = self.line_tone.frame(FRAME_SAMPLES)
-                if self.line_tone.finished:
-                    self.line_tone = None
-            elif self.bridged and down is not None:
-                frame = down
-            else:
-                frame = SILENCE
-            self.line.write(frame)
-        if self.bridged:
-            before = self.one_way.flag
-            flag = self.one_way.update(down if heard else None, up)
-            if flag != before and flag is not None:
-                log.warn("media: one-way audio ({flag}) on {what}", flag=flag,
-                         what=getattr(self.leg.stream, "remote", None) if self.leg else None)
 
     def stop(self) -> None:
         self.bridged = False

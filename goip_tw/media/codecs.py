@@ -33,13 +33,13 @@ BYTES_PER_SAMPLE = 2
 
 
 class G711Encoder:
-    __slots__ = ("_fn",)
+    """``encode`` is the C codec function itself: the bridge calls it for every
+    frame of every call, so no Python frame sits in between."""
+
+    __slots__ = ("encode",)
 
     def __init__(self, fn):
-        self._fn = fn
-
-    def encode(self, pcm: bytes) -> bytes:
-        return self._fn(pcm)
+        self.encode = fn
 
 
 class G711Decoder:
@@ -71,26 +71,22 @@ class G711Decoder:
 
 
 class G729Encoder:
-    __slots__ = ("_enc",)
+    __slots__ = ("_enc", "encode")
 
     def __init__(self, vad: bool):
         self._enc = _g729.Encoder(vad)
-
-    def encode(self, pcm: bytes) -> bytes:
-        return self._enc.encode(pcm)
+        self.encode = self._enc.encode  # per frame: the C method, no wrapper
 
     def comfort_noise_payload(self) -> bytes:
         return self._enc.comfort_noise_payload()
 
 
 class G729Decoder:
-    __slots__ = ("_dec",)
+    __slots__ = ("_dec", "decode")
 
     def __init__(self):
         self._dec = _g729.Decoder()
-
-    def decode(self, payload: bytes) -> bytes:
-        return self._dec.decode(payload)
+        self.decode = self._dec.decode  # per frame: the C method, no wrapper
 
     def conceal(self, samples: int) -> bytes:
         return self._dec.conceal(max(1, samples // 80))

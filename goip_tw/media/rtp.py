@@ -22,6 +22,7 @@ import attrs
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from goip_tw.media._fastpath import RtpCore, RtpCounters
 from goip_tw.media.rtcp import ReceptionStats
 
 log = Logger()
@@ -91,26 +92,17 @@ class RtpPacket:
                    tuple(csrcs), extension)
 
 
-@attrs.define
-class RtpCounters:
-    received: int = 0
-    received_octets: int = 0
-    sent: int = 0
-    sent_octets: int = 0
-    malformed: int = 0
-    unknown_payload_type: int = 0
-    foreign_source: int = 0
-    srtp_failed: int = 0
-    send_errors: int = 0
-
-
-class RtpStream(DatagramProtocol):
+class RtpStream(RtpCore, DatagramProtocol):
     """One call's RTP endpoint.
 
     ``on_packet(packet)`` gets every accepted packet.  ``on_timeout()`` runs once
     when nothing was accepted for ``timeout`` seconds (F-440 RTP timeout; 0 turns
     it off).  ``srtp`` is an object with ``protect``/``unprotect`` (and the RTCP
     variants), see :mod:`goip_tw.media.srtp`.
+
+    The per-packet state and the send path live in
+    :class:`goip_tw.media._fastpath.RtpCore` (C); this class keeps the
+    validation, latching and timeout logic.
     """
 
     clock_rate = 8000
@@ -176,40 +168,13 @@ class RtpStream(DatagramProtocol):
             return
         self._timeout_call = self.clock.callLater(due - now, self._check_timeout)
 
-    # -- sending -------------------------------------------------------------------
-    def send(self, payload: bytes, payload_type: int, samples: int, marker: bool = False,
-             timestamp: int | None = None) -> None:
-        """Send one packet, then advance the timestamp by ``samples``.
+    def doStart(self) -> None:
+        self._forget_socket()
+        super().doStart()
 
-        ``timestamp`` overrides the stream's own (RFC 4733 events keep the
-        timestamp of the event start while their duration grows)."""
-        ts = self.timestamp if timestamp is None else timestamp
-        data = _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, self.sequence,
-                            ts & 0xFFFFFFFF, self.ssrc) + payload
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
-        if self.remote is None or self.transport is None:
-            return
-        if self.srtp is not None:
-            data = self.srtp.protect(data)
-        try:
-            # straight to the socket: Port.write re-validates the address on every
-            # packet, which costs more than the rest of the send path
-            sock = getattr(self.transport, "socket", None)
-            if sock is not None:
-                sock.sendto(data, self.remote)
-            else:
-                self.transport.write(data, self.remote)
-        except OSError as e:
-            self.counters.send_errors += 1
-            log.debug("rtp: send to {remote} failed: {error}", remote=self.remote, error=e)
-            return
-        self.counters.sent += 1
-        self.counters.sent_octets += len(payload)
-
-    def skip(self, samples: int) -> None:
-        """Let media time pass without a packet (VAD silence)."""
-        self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
+    def doStop(self) -> None:
+        self._forget_socket()  # the port closes the socket right after this
+        super().doStop()
 
     # -- receiving -----------------------------------------------------------------
     def datagramReceived(self, data: bytes, addr) -> None:
@@ -258,7 +223,7 @@ class RtpStream(DatagramProtocol):
     def figures(self) -> dict:
         """Per-call media figures for CDRs, the status page and the API."""
         st = self.rx_stats
-        out = attrs.asdict(self.counters)
+        out = self.counters.asdict()
         out.update(lost=max(0, st.lost) if st.started else 0,
                    jitter_ms=round(st.jitter_ms, 2),
                    remote=None if self.remote is None else f"{self.remote[0]}:{self.remote[1]}")

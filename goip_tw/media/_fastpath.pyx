@@ -1,0 +1,599 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The per-packet core of a call's media path, in C.
+
+Every bridged call costs one RTP send, one RTP receive and two 20 ms frames
+per tick; with hundreds of calls on a core the Python around those few
+syscalls decided how many calls fit (issue 6: ~15 us per call per tick in
+Python, of which the syscalls were ~5).  These base classes hold the hot state
+of :class:`~goip_tw.media.rtp.RtpStream`, :class:`~goip_tw.media.bridge.LegMedia`,
+:class:`~goip_tw.media.bridge.LineMedia` and :class:`~goip_tw.media.bridge.Session`
+as C fields with the same attribute names, so the Python subclasses (which
+keep the rarely used logic: SRTP, DTMF events, VAD and comfort noise, odd
+packet times, malformed packets, latching) and their callers read and write
+them exactly as before, while the common case of a tick runs here:
+
+* send: header built in a stack buffer and ``sendto(2)`` straight from C to a
+  cached ``sockaddr`` (the destination is converted once per remote address);
+* receive: the socket is drained with one ``recvmmsg(2)``; a packet from the
+  latched source with a plain header, the current SSRC and an audio payload
+  type goes straight to the reception statistics and the jitter buffer;
+  anything else takes the Python path (``RtpStream.datagramReceived``), which
+  validates, counts and logs as RFC 3550 asks.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport errno, EINTR
+from libc.string cimport memcpy, memset, memcmp, strchr
+
+from twisted.logger import Logger
+
+from goip_tw.media._jitter cimport JB_AUDIO, JB_LOST, JitterBuffer
+from goip_tw.media._rxstats cimport ReceptionStats
+
+log = Logger()
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    cdef struct sockaddr:
+        sa_family_t sa_family
+    cdef struct sockaddr_storage:
+        sa_family_t ss_family
+    cdef struct iovec:
+        void *iov_base
+        size_t iov_len
+    cdef struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    cdef struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr,
+                   socklen_t addrlen)
+    int recvmmsg(int fd, mmsghdr *vmessages, unsigned int vlen, int flags, void *tmo)
+    int MSG_DONTWAIT
+    int MSG_TRUNC
+    int AF_INET
+    int AF_INET6
+
+cdef extern from "<netinet/in.h>" nogil:
+    cdef struct in_addr:
+        unsigned int s_addr
+    cdef struct in6_addr:
+        unsigned char s6_addr[16]
+    cdef struct sockaddr_in:
+        sa_family_t sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    cdef struct sockaddr_in6:
+        sa_family_t sin6_family
+        unsigned short sin6_port
+        unsigned int sin6_flowinfo
+        in6_addr sin6_addr
+        unsigned int sin6_scope_id
+    unsigned short htons(unsigned short)
+    unsigned short ntohs(unsigned short)
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
+DEF MAX_DATAGRAM = 2048    # what the Python path reads too
+DEF MAX_BATCH = 16         # packets drained per socket per tick (bounded work)
+DEF FRAME_BYTES = 320      # 20 ms of 8 kHz 16-bit PCM
+DEF FRAME_SAMPLES = 160
+DEF CN_PT = 13             # RFC 3389 comfort noise
+
+cdef bytes SILENCE = bytes(FRAME_BYTES)
+
+# one receive area for every socket: drain() copies each datagram out at once
+cdef unsigned char _rx_buf[MAX_BATCH][MAX_DATAGRAM]
+cdef sockaddr_storage _rx_addr[MAX_BATCH]
+cdef iovec _rx_iov[MAX_BATCH]
+cdef mmsghdr _rx_msgs[MAX_BATCH]
+
+
+cdef int _to_sockaddr(object addr, sockaddr_storage *out, socklen_t *outlen):
+    """(host, port) with a numeric host -> sockaddr; 0 when it is not one."""
+    cdef sockaddr_in *v4 = <sockaddr_in *>out
+    cdef sockaddr_in6 *v6 = <sockaddr_in6 *>out
+    cdef bytes host
+    cdef int port
+    try:
+        host = (<str>addr[0]).encode("ascii")
+        port = addr[1]
+    except (TypeError, ValueError, IndexError, UnicodeError, OverflowError):
+        return 0
+    if not 0 <= port <= 65535:
+        return 0
+    memset(out, 0, sizeof(sockaddr_storage))
+    if strchr(host, b':') == NULL:
+        if inet_pton(AF_INET, host, &v4.sin_addr) != 1:
+            return 0
+        v4.sin_family = AF_INET
+        v4.sin_port = htons(port)
+        outlen[0] = sizeof(sockaddr_in)
+    else:
+        if inet_pton(AF_INET6, host, &v6.sin6_addr) != 1:
+            return 0
+        v6.sin6_family = AF_INET6
+        v6.sin6_port = htons(port)
+        outlen[0] = sizeof(sockaddr_in6)
+    return 1
+
+
+cdef bint _same_addr(const sockaddr_storage *a, socklen_t alen, const sockaddr_storage *b,
+                     socklen_t blen):
+    cdef const sockaddr_in *a4
+    cdef const sockaddr_in *b4
+    cdef const sockaddr_in6 *a6
+    cdef const sockaddr_in6 *b6
+    if a.ss_family != b.ss_family:
+        return False
+    if a.ss_family == AF_INET:
+        a4 = <const sockaddr_in *>a
+        b4 = <const sockaddr_in *>b
+        return a4.sin_port == b4.sin_port and a4.sin_addr.s_addr == b4.sin_addr.s_addr
+    if a.ss_family == AF_INET6:
+        a6 = <const sockaddr_in6 *>a
+        b6 = <const sockaddr_in6 *>b
+        return (a6.sin6_port == b6.sin6_port
+                and memcmp(&a6.sin6_addr, &b6.sin6_addr, 16) == 0)
+    return False
+
+
+cdef object _from_sockaddr(const sockaddr_storage *sa):
+    """The ``(host, port)`` tuple Twisted hands to ``datagramReceived``."""
+    cdef char text[64]
+    cdef const sockaddr_in *v4
+    cdef const sockaddr_in6 *v6
+    if sa.ss_family == AF_INET:
+        v4 = <const sockaddr_in *>sa
+        inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text))
+        return (text.decode("ascii"), ntohs(v4.sin_port))
+    if sa.ss_family == AF_INET6:
+        v6 = <const sockaddr_in6 *>sa
+        inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text))
+        return (text.decode("ascii"), ntohs(v6.sin6_port))
+    return ("", 0)
+
+
+cdef class RtpCounters:
+    """Packet counters of one RTP stream (figures for CDRs, the status page, the API)."""
+
+    cdef public long long received, received_octets, sent, sent_octets, malformed
+    cdef public long long unknown_payload_type, foreign_source, srtp_failed, send_errors
+
+    FIELDS = ("received", "received_octets", "sent", "sent_octets", "malformed",
+              "unknown_payload_type", "foreign_source", "srtp_failed", "send_errors")
+
+    def asdict(self):
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __repr__(self):
+        return "RtpCounters(%s)" % ", ".join(f"{k}={v}" for k, v in self.asdict().items())
+
+    def __eq__(self, other):
+        if not isinstance(other, RtpCounters):
+            return NotImplemented
+        return self.asdict() == other.asdict()
+
+
+cdef class RtpCore:
+    """Hot state of an RTP stream (base of :class:`goip_tw.media.rtp.RtpStream`)."""
+
+    cdef public long long ssrc, sequence, timestamp
+    cdef public object remote
+    cdef public bint latched
+    cdef public object rx_stats, counters, last_received, srtp, on_packet
+    cdef long long _rx_ssrc          # -1: no source seen yet
+    cdef object _payload_types
+    cdef unsigned char _pt_ok[128]
+    cdef int _fd                     # the socket's fd; -2: look it up at next use
+    cdef object _dest_key            # the remote tuple _dest was made from
+    cdef sockaddr_storage _dest
+    cdef socklen_t _dest_len
+    cdef bint _dest_ok
+
+    def __cinit__(self, *args, **kwargs):
+        self._fd = -2
+        self._rx_ssrc = -1
+        self._payload_types = frozenset()
+
+    property rx_ssrc:
+        """SSRC of the source being received (``None`` before the first packet)."""
+        def __get__(self):
+            return None if self._rx_ssrc < 0 else self._rx_ssrc
+
+        def __set__(self, value):
+            self._rx_ssrc = -1 if value is None else value
+
+    property payload_types:
+        """Payload types accepted on receive (the negotiated ones)."""
+        def __get__(self):
+            return self._payload_types
+
+        def __set__(self, value):
+            cdef int pt
+            value = frozenset(value)
+            memset(self._pt_ok, 0, sizeof(self._pt_ok))
+            for pt in value:
+                if 0 <= pt < 128:
+                    self._pt_ok[pt] = 1
+            self._payload_types = value
+
+    def _forget_socket(self):
+        """The transport started or is about to close its socket: look the fd up
+        again at next use (a closed fd's number may soon belong to another socket)."""
+        self._fd = -2
+
+    cdef int _sock_fd(self) except -2:
+        cdef object transport, sock
+        if self._fd == -2:
+            transport = getattr(self, "transport", None)
+            sock = getattr(transport, "socket", None) if transport is not None else None
+            if sock is None:
+                return -1
+            self._fd = sock.fileno()
+        return self._fd
+
+    cdef int _send_raw(self, const unsigned char *payload, Py_ssize_t n, int payload_type,
+                       unsigned int samples, bint marker, long long timestamp) except -1:
+        """Build and send one packet; sequence and timestamp advance either way."""
+        cdef unsigned char buf[MAX_DATAGRAM]
+        cdef long long ts = self.timestamp if timestamp < 0 else timestamp
+        cdef unsigned int seq = <unsigned int>self.sequence
+        cdef unsigned int ssrc = <unsigned int>self.ssrc
+        cdef unsigned int tsu = <unsigned int>(ts & 0xFFFFFFFF)
+        cdef int fd
+        cdef ssize_t sent
+        cdef object data, transport, sock
+        cdef RtpCounters c
+        if n > MAX_DATAGRAM - 12:
+            raise ValueError(f"rtp: payload of {n} bytes too large for one packet")
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
+        if self.remote is None:
+            return 0
+        fd = self._sock_fd()
+        if self._dest_key is not self.remote:
+            self._dest_key = self.remote
+            self._dest_ok = _to_sockaddr(self.remote, &self._dest, &self._dest_len)
+        buf[0] = 0x80
+        buf[1] = (0x80 if marker else 0) | (payload_type & 0x7F)
+        buf[2] = (seq >> 8) & 0xFF
+        buf[3] = seq & 0xFF
+        buf[4] = tsu >> 24
+        buf[5] = (tsu >> 16) & 0xFF
+        buf[6] = (tsu >> 8) & 0xFF
+        buf[7] = tsu & 0xFF
+        buf[8] = ssrc >> 24
+        buf[9] = (ssrc >> 16) & 0xFF
+        buf[10] = (ssrc >> 8) & 0xFF
+        buf[11] = ssrc & 0xFF
+        memcpy(buf + 12, payload, n)
+        if self.srtp is not None or not self._dest_ok or fd < 0:
+            # the general path: SRTP, a host name, a closed or socket-less transport
+            transport = getattr(self, "transport", None)
+            if transport is None:
+                return 0
+            sock = getattr(transport, "socket", None)
+            data = PyBytes_FromStringAndSize(<char *>buf, 12 + n)
+            if self.srtp is not None:
+                data = self.srtp.protect(data)
+            try:
+                if sock is not None:
+                    sock.sendto(data, self.remote)
+                else:
+                    transport.write(data, self.remote)
+            except OSError as e:
+                self._send_failed(e)
+                return 0
+        else:
+            sent = sendto(fd, buf, 12 + n, 0, <sockaddr *>&self._dest, self._dest_len)
+            if sent < 0:
+                self._send_failed(OSError(errno, "sendto failed"))
+                return 0
+        c = <RtpCounters?>self.counters
+        c.sent += 1
+        c.sent_octets += n
+        return 1
+
+    cdef _send_failed(self, error):
+        self.counters.send_errors += 1
+        log.debug("rtp: send to {remote} failed: {error}", remote=self.remote, error=error)
+
+    def send(self, bytes payload not None, int payload_type, unsigned int samples,
+             bint marker=False, timestamp=None):
+        """Send one packet, then advance the timestamp by ``samples``.
+
+        ``timestamp`` overrides the stream's own (RFC 4733 events keep the
+        timestamp of the event start while their duration grows)."""
+        self._send_raw(<const unsigned char *>PyBytes_AS_STRING(payload),
+                       PyBytes_GET_SIZE(payload), payload_type, samples, marker,
+                       -1 if timestamp is None else (<long long>timestamp) & 0xFFFFFFFF)
+
+    def skip(self, unsigned int samples):
+        """Let media time pass without a packet (VAD silence)."""
+        self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
+
+    cdef bint _accept_fast(self, bytes data, int skip_pt) except -1:
+        """Account a plain packet from the latched source: ``True`` when it was
+        taken (the caller buffers it), ``False`` when the Python path must see it."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef int pt
+        cdef long long ssrc
+        if n < 12 or p[0] != 0x80 or self.srtp is not None:
+            return False
+        pt = p[1] & 0x7F
+        if not self._pt_ok[pt] or pt == skip_pt or pt == CN_PT:
+            return False
+        ssrc = (<long long>p[8] << 24) | (p[9] << 16) | (p[10] << 8) | p[11]
+        if ssrc != self._rx_ssrc:
+            return False
+        return True
+
+
+cdef class LegCore:
+    """Hot state of one call leg's media (base of :class:`goip_tw.media.bridge.LegMedia`)."""
+
+    cdef public object clock, stream, codec, encoder, decoder, dtmf_pt, jb, vad
+    cdef public object dtmf_sender, dtmf_receiver, dtmf_listeners, port
+    cdef public object _pending, _fifo, _cn, _inbox
+    cdef public int ptime, remote_ptime, jitter_min_ms, jitter_max_ms, _codec_pt, _sid_age
+    cdef public bint sending, _talkspurt, _polled
+    cdef public bint _dtmf_active    # RFC 4733 digits queued or being sent
+    cdef public long long underflow_frames, vad_suppressed, bad_payloads
+
+    # -- polled receive ------------------------------------------------------------
+    cpdef drain(self, int limit=MAX_BATCH):
+        """Only read the socket (in the ticker's send phase); :meth:`deliver`
+        parses and buffers later in the same period.  Reading at the start of
+        the period keeps arrival quantisation fixed: whatever arrived before
+        this period's send is played from this period on."""
+        cdef int fd, got, i, want
+        cdef RtpCore stream
+        cdef object remote, addr
+        cdef bint latched
+        if not self._polled:
+            return
+        stream = <RtpCore?>self.stream
+        fd = stream._sock_fd()  # self.port is the stream's transport
+        if fd < 0:
+            return
+        want = limit if 0 < limit < MAX_BATCH else MAX_BATCH
+        for i in range(want):
+            _rx_iov[i].iov_base = _rx_buf[i]
+            _rx_iov[i].iov_len = MAX_DATAGRAM
+            memset(&_rx_msgs[i].msg_hdr, 0, sizeof(msghdr))
+            _rx_msgs[i].msg_hdr.msg_name = &_rx_addr[i]
+            _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+            _rx_msgs[i].msg_hdr.msg_iov = &_rx_iov[i]
+            _rx_msgs[i].msg_hdr.msg_iovlen = 1
+        while True:
+            got = recvmmsg(fd, _rx_msgs, want, MSG_DONTWAIT, NULL)
+            if got >= 0 or errno != EINTR:
+                break
+        if got <= 0:
+            return  # EAGAIN: nothing waiting (or a transient ICMP error)
+        remote = stream.remote
+        latched = stream.latched and stream._dest_key is remote and stream._dest_ok
+        inbox = self._inbox
+        for i in range(got):
+            data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
+            if latched and _same_addr(&_rx_addr[i], _rx_msgs[i].msg_hdr.msg_namelen,
+                                      &stream._dest, stream._dest_len):
+                addr = remote  # the same tuple object: deliver() trusts it
+            else:
+                addr = _from_sockaddr(&_rx_addr[i])
+            inbox.append((data, addr))
+
+    cpdef deliver(self):
+        """Hand what :meth:`drain` read to the RTP stream and jitter buffer."""
+        cdef RtpCore stream
+        cdef object now, data, addr
+        cdef int skip_pt
+        if not self._inbox:
+            return
+        inbox, self._inbox = self._inbox, []
+        stream = <RtpCore?>self.stream
+        skip_pt = self.dtmf_pt if self.dtmf_pt is not None else -1
+        now = None
+        for data, addr in inbox:
+            if (addr is stream.remote and stream.latched and self.decoder is not None
+                    and stream._accept_fast(<bytes>data, skip_pt)):
+                if now is None:
+                    now = self.clock.seconds()
+                self._fast_packet(stream, <bytes>data, now)
+            else:
+                stream.datagramReceived(data, addr)
+
+    cdef _fast_packet(self, RtpCore stream, bytes data, object now):
+        """RtpStream.datagramReceived + LegMedia._on_packet for a plain audio packet."""
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef int seq = (p[2] << 8) | p[3]
+        cdef unsigned int ts = ((<unsigned int>p[4] << 24) | (<unsigned int>p[5] << 16)
+                                | (<unsigned int>p[6] << 8) | p[7])
+        cdef ReceptionStats st = <ReceptionStats?>stream.rx_stats
+        cdef double t = now
+        if not st.update_seq(seq):
+            return
+        st.update_jitter(t, ts)
+        cdef RtpCounters c = <RtpCounters?>stream.counters
+        c.received += 1
+        c.received_octets += n - 12
+        stream.last_received = now
+        if self.dtmf_receiver._current is not None:
+            self.dtmf_receiver.flush()
+        self._cn = None
+        (<JitterBuffer?>self.jb).put(seq, ts, PyBytes_FromStringAndSize(<char *>p + 12, n - 12), t)
+
+    # -- receive -------------------------------------------------------------------
+    cpdef tuple receive_frame(self):
+        """One 20 ms frame for the line, and whether it carried received audio."""
+        cdef int i, kind
+        cdef JitterBuffer jb
+        cdef bint heard = False
+        cdef object pcm, frame, fifo
+        if self.decoder is None:
+            return SILENCE, False
+        jb = <JitterBuffer?>self.jb
+        fifo = self._fifo
+        for i in range(8):  # bounded: a packet holds at least 10 ms
+            if len(fifo) >= FRAME_BYTES:
+                break
+            kind = jb.pop_kind()
+            if kind == JB_AUDIO:
+                try:
+                    pcm = self.decoder.decode(jb.take_payload())
+                    heard = True
+                except ValueError as e:  # e.g. an oversized G.729 payload
+                    self.bad_payloads += 1
+                    log.debug("rtp: undecodable payload: {error}", error=e)
+                    pcm = self.decoder.conceal(FRAME_SAMPLES)
+            elif kind == JB_LOST:
+                pcm = self.decoder.conceal(self.remote_ptime * 8)
+            else:
+                self.underflow_frames += 1
+                pcm = self._fill_gap()
+            if not pcm:
+                pcm = SILENCE
+            if not fifo and len(pcm) == FRAME_BYTES:
+                self._fifo = b""
+                return pcm, heard  # the usual case: one packet, one frame
+            fifo = fifo + pcm
+        frame, fifo = fifo[:FRAME_BYTES], fifo[FRAME_BYTES:]
+        if len(frame) < FRAME_BYTES:
+            frame = frame + bytes(FRAME_BYTES - len(frame))
+        if len(fifo) > 8 * FRAME_BYTES:
+            fifo = fifo[-FRAME_BYTES:]
+        self._fifo = fifo
+        return frame, heard
+
+    def _fill_gap(self):  # overridden in LegMedia (comfort noise or concealment)
+        return self.decoder.conceal(FRAME_SAMPLES)
+
+    # -- send ----------------------------------------------------------------------
+    cpdef send_frame(self, object pcm):
+        """Account 20 ms of outgoing audio: a DTMF event, a voice packet, or silence."""
+        cdef RtpCore stream
+        cdef object payload
+        if self.encoder is None:
+            return
+        if (self.sending and self.vad is None and not self._pending and self.ptime == 20
+                and len(pcm) == FRAME_BYTES and not self._dtmf_active):
+            payload = self.encoder.encode(pcm)
+            stream = <RtpCore?>self.stream
+            if not payload:
+                stream.timestamp = (stream.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+                self._talkspurt = True
+                return
+            stream._send_raw(<const unsigned char *>PyBytes_AS_STRING(payload),
+                             PyBytes_GET_SIZE(payload), self._codec_pt, FRAME_SAMPLES,
+                             self._talkspurt, -1)
+            self._talkspurt = False
+            return
+        self._send_frame_slow(pcm)
+
+    def _send_frame_slow(self, pcm):  # overridden in LegMedia
+        raise NotImplementedError
+
+
+cdef class LineCore:
+    """Hot state of a line's voice port (base of :class:`goip_tw.media.bridge.LineMedia`)."""
+
+    cdef public object port, gain_in, gain_out
+    cdef public long long underruns
+
+    cpdef object read(self):
+        frame = self.port.read_frame()
+        if frame is None:
+            self.underruns += 1
+            return None
+        g = self.gain_in
+        if g.db == 0.0:
+            return frame
+        return g.apply(frame)
+
+    cpdef write(self, object frame):
+        if getattr(self.port, "closed", False):
+            return
+        g = self.gain_out
+        self.port.write_frame(frame if g.db == 0.0 else g.apply(frame))
+
+
+cdef class SessionCore:
+    """What the ticker runs for one line and/or one leg (base of
+    :class:`goip_tw.media.bridge.Session`)."""
+
+    cdef public object ticker, line, leg, line_tone, leg_tone, line_taps, leg_taps
+    cdef public object one_way, _sub, _up
+    cdef public bint bridged
+
+    def tick(self):
+        """One 20 ms period of work (both ticker phases back to back)."""
+        self.tick_send()
+        self.tick_receive()
+
+    def tick_send(self):
+        """Ticker phase 1: what must leave on time (line frame in, RTP packet out)."""
+        cdef object up = None, out
+        cdef LegCore leg
+        if self.line is not None:
+            up = (<LineCore?>self.line).read()
+            if up is not None and self.line_taps:
+                for tap in tuple(self.line_taps):
+                    tap(up)
+        self._up = up
+        if self.leg is None:
+            return
+        leg = <LegCore?>self.leg
+        leg.drain()
+        if self.leg_tone is not None:
+            out = self.leg_tone.frame(FRAME_SAMPLES)
+            if self.leg_tone.finished:
+                self.leg_tone = None
+        elif self.bridged:
+            out = up if up is not None else SILENCE
+        else:
+            return
+        leg.send_frame(out)
+
+    def tick_receive(self):
+        """Ticker phase 2, after every send of the slot: RTP in, frame to the line."""
+        cdef object up = self._up, down = None, frame
+        cdef bint heard = False
+        cdef LegCore leg
+        self._up = None
+        if self.leg is not None:
+            leg = <LegCore?>self.leg
+            leg.deliver()  # what drain() read at the start of this period
+            down, heard = leg.receive_frame()
+            if heard and self.leg_taps:
+                for tap in tuple(self.leg_taps):
+                    tap(down)
+        if self.line is not None:
+            if self.line_tone is not None:
+                frame = self.line_tone.frame(FRAME_SAMPLES)
+                if self.line_tone.finished:
+                    self.line_tone = None
+            elif self.bridged and down is not None:
+                frame = down
+            else:
+                frame = SILENCE
+            (<LineCore?>self.line).write(frame)
+        if self.bridged:
+            meter = self.one_way
+            before = meter.flag
+            flag = meter.update(down if heard else None, up)
+            if flag != before and flag is not None:
+                log.warn("media: one-way audio ({flag}) on {what}", flag=flag,
+                         what=getattr(self.leg.stream, "remote", None)
+                         if self.leg is not None else None)
