@@ -73,6 +73,34 @@ def test_one_way_audio_flag_both_directions_and_recovery():
     assert ow.flag is None
 
 
+
+def test_energy_meter_peak_average_and_odd_frames():
+    from goip_tw.media import _dsp
+    from goip_tw.media.levels import dbm0
+    m = EnergyMeter()
+    tone = sine(1000, 20, amplitude=3000)
+    ms, peak = _dsp.energy(tone)
+    assert m.update(tone) and m.peak == peak == max(abs(x) for x in samples(tone))
+    assert m.average_dbm0 == dbm0(0.1 * ms)
+    assert not m.update(None)
+    assert m.average_dbm0 == dbm0(0.1 * ms * 0.9) and m.level == float("-inf")
+    assert not m.update(b"\x7f")  # no whole sample: silent, peak 0
+    assert (m.peak, m.frames, m.active_frames) == (0, 3, 1)
+    with pytest.raises(TypeError):
+        m.update(bytearray(tone))
+
+
+def test_one_way_audio_update_returns_the_flag_and_figures():
+    ow = OneWayAudio(window_s=0.1, min_active_s=0.04)  # five frames, two must be active
+    talk = sine(400, 20, amplitude=3000)
+    results = [ow.update(None, talk) for _ in range(5)]
+    assert results == [None] * 4 + ["no_audio_from_rtp"]
+    fig = ow.figures()
+    assert fig["one_way_audio"] == "no_audio_from_rtp" and fig["rx_level_dbm0"] == float("-inf")
+    assert fig["tx_level_dbm0"] == round(ow.tx.average_dbm0, 1)
+    assert (ow.window, ow.min_active, ow.rx.frames, ow.tx.active_frames) == (5, 2, 5, 5)
+
+
 # -- SRTP -----------------------------------------------------------------------
 
 def test_crypto_attribute_round_trip():
