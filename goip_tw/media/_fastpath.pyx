@@ -280,8 +280,8 @@ cdef class RtpCore:
         if self.srtp is not None or not self._dest_ok or fd < 0:
             # the general path: SRTP, a host name, a closed or socket-less transport
             transport = getattr(self, "transport", None)
-            if transport is None:
-                return 0
+            if transport is None or not getattr(transport, "connected", True):
+                return 0  # no port yet, or its socket is closed
             sock = getattr(transport, "socket", None)
             data = PyBytes_FromStringAndSize(<char *>buf, 12 + n)
             if self.srtp is not None:
