@@ -28,6 +28,7 @@ from libc.string cimport memcpy, memset, memcmp, strchr
 from twisted.logger import Logger
 
 from goip_tw.media._jitter cimport JB_AUDIO, JB_LOST, JitterBuffer
+from goip_tw.media._meter cimport OneWayAudio
 from goip_tw.media._rxstats cimport ReceptionStats
 
 log = Logger()
@@ -571,6 +572,7 @@ cdef class SessionCore:
         cdef object up = self._up, down = None, frame
         cdef bint heard = False
         cdef LegCore leg
+        cdef OneWayAudio meter
         self._up = None
         if self.leg is not None:
             leg = <LegCore?>self.leg
@@ -590,7 +592,7 @@ cdef class SessionCore:
                 frame = SILENCE
             (<LineCore?>self.line).write(frame)
         if self.bridged:
-            meter = self.one_way
+            meter = <OneWayAudio?>self.one_way
             before = meter.flag
             flag = meter.update(down if heard else None, up)
             if flag != before and flag is not None:
