@@ -16,6 +16,9 @@ from goip_tw.media.levels import ZERO_DBM0_MEAN_SQUARE, dbm0
 NO_AUDIO_FROM_RTP = "no_audio_from_rtp"
 NO_AUDIO_FROM_MODULE = "no_audio_from_module"
 
+cdef enum:
+    _EXACT_SAMPLES = 1 << 23    # n * 32768**2 < 2**53
+
 cdef str _NO_RTP = NO_AUDIO_FROM_RTP
 cdef str _NO_MODULE = NO_AUDIO_FROM_MODULE
 
@@ -38,6 +41,7 @@ cdef class EnergyMeter:
         cdef const int16_t *s
         cdef double acc = 0.0, x, ms
         cdef int peak = 0, a
+        cdef long long isum = 0
         self.frames += 1
         if pcm is None or not pcm:
             self._last_ms = 0.0
@@ -47,12 +51,24 @@ cdef class EnergyMeter:
             # mean square and absolute peak, as _dsp.energy computes them
             n = PyBytes_GET_SIZE(pcm) // 2
             s = <const int16_t *>PyBytes_AS_STRING(pcm)
-            for i in range(n):
-                x = s[i]
-                acc += x * x
-                a = s[i] if s[i] >= 0 else -<int>s[i]
-                if a > peak:
-                    peak = a
+            if n < _EXACT_SAMPLES:
+                # every partial sum of squares is below 2**53, so an integer
+                # sum equals _dsp's double sum bit for bit, and runs faster
+                for i in range(n):
+                    a = s[i]
+                    isum += a * a
+                    if a < 0:
+                        a = -a
+                    if a > peak:
+                        peak = a
+                acc = <double>isum
+            else:
+                for i in range(n):
+                    x = s[i]
+                    acc += x * x
+                    a = s[i] if s[i] >= 0 else -<int>s[i]
+                    if a > peak:
+                        peak = a
             ms = acc / n if n else 0.0
             self.peak = peak
         else:
