@@ -474,7 +474,7 @@ cdef class LegCore:
         if len(frame) < FRAME_BYTES:
             frame = frame + bytes(FRAME_BYTES - len(frame))
         if len(fifo) > 8 * FRAME_BYTES:
-            fifo = fifo[-FRAME_BYTES:]
+            fifo = fifo[len(fifo) - FRAME_BYTES:]
         self._fifo = fifo
         return frame, heard
 
