@@ -99,6 +99,21 @@ cdef iovec _rx_iov[MAX_BATCH]
 cdef mmsghdr _rx_msgs[MAX_BATCH]
 
 
+cdef void _init_rx() noexcept:
+    cdef int i
+    memset(_rx_msgs, 0, sizeof(_rx_msgs))
+    for i in range(MAX_BATCH):
+        _rx_iov[i].iov_base = _rx_buf[i]
+        _rx_iov[i].iov_len = MAX_DATAGRAM
+        _rx_msgs[i].msg_hdr.msg_name = &_rx_addr[i]
+        _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+        _rx_msgs[i].msg_hdr.msg_iov = &_rx_iov[i]
+        _rx_msgs[i].msg_hdr.msg_iovlen = 1
+
+
+_init_rx()
+
+
 cdef int _to_sockaddr(object addr, sockaddr_storage *out, socklen_t *outlen):
     """(host, port) with a numeric host -> sockaddr; 0 when it is not one."""
     cdef sockaddr_in *v4 = <sockaddr_in *>out
@@ -369,14 +384,6 @@ cdef class LegCore:
         if fd < 0:
             return
         want = limit if 0 < limit < MAX_BATCH else MAX_BATCH
-        for i in range(want):
-            _rx_iov[i].iov_base = _rx_buf[i]
-            _rx_iov[i].iov_len = MAX_DATAGRAM
-            memset(&_rx_msgs[i].msg_hdr, 0, sizeof(msghdr))
-            _rx_msgs[i].msg_hdr.msg_name = &_rx_addr[i]
-            _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
-            _rx_msgs[i].msg_hdr.msg_iov = &_rx_iov[i]
-            _rx_msgs[i].msg_hdr.msg_iovlen = 1
         while True:
             got = recvmmsg(fd, _rx_msgs, want, MSG_DONTWAIT, NULL)
             if got >= 0 or errno != EINTR:
@@ -394,6 +401,9 @@ cdef class LegCore:
             else:
                 addr = _from_sockaddr(&_rx_addr[i])
             inbox.append((data, addr))
+        for i in range(got):  # what the kernel changed, back for the next socket
+            _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+            _rx_msgs[i].msg_hdr.msg_flags = 0
 
     cpdef deliver(self):
         """Hand what :meth:`drain` read to the RTP stream and jitter buffer."""
@@ -599,3 +609,22 @@ cdef class SessionCore:
                 log.warn("media: one-way audio ({flag}) on {what}", flag=flag,
                          what=getattr(self.leg.stream, "remote", None)
                          if self.leg is not None else None)
+
+
+def run_phase(tuple members, bint after_phase):
+    """One phase of a ticker slot: every active member's ``callback`` (or its
+    ``after``), each guarded; returns how many raised.  In C because it runs
+    twice per call per tick."""
+    cdef int errors = 0
+    for sub in members:
+        if not sub.active:
+            continue
+        fn = sub.after if after_phase else sub.callback
+        if fn is None:
+            continue
+        try:
+            fn()
+        except Exception:
+            errors += 1
+            log.failure("media tick callback failed")
+    return errors

@@ -153,3 +153,48 @@ def alaw2lin(bytes data not None):
 def ulaw2lin(bytes data not None):
     """mu-law bytes -> 16-bit little-endian signed PCM."""
     return _decode(data, _ulaw2lin)
+
+
+cdef class Decoder:
+    """One call's G.711 decoder: table decode plus repeat-and-fade concealment
+    of the last good frame (in the spirit of G.711 Appendix I, simplified).
+
+    A C class because ``decode`` runs for every received packet of every call;
+    ``conceal`` repeats the last frame 6 dB quieter each time, silence after
+    ~60 ms."""
+
+    cdef const int16_t *_table
+    cdef public bytes _last
+    cdef public double _fade
+
+    def __cinit__(self, bint alaw):
+        if alaw:
+            self._table = &_alaw2lin[0]
+        else:
+            self._table = &_ulaw2lin[0]
+        self._last = b""
+        self._fade = 1.0
+
+    cpdef bytes decode(self, bytes payload):
+        cdef bytes pcm = _decode(payload, self._table)
+        self._last = pcm
+        self._fade = 1.0
+        return pcm
+
+    def conceal(self, int samples):
+        cdef Py_ssize_t need = samples * 2, i, m
+        cdef const int16_t *src
+        cdef int16_t *dst
+        cdef bytes out
+        if samples < 0:
+            raise ValueError("samples must be >= 0")
+        m = PyBytes_GET_SIZE(self._last) // 2
+        if m == 0 or self._fade < 0.1:
+            return bytes(need)
+        self._fade *= 0.5
+        src = <const int16_t *>PyBytes_AS_STRING(self._last)
+        out = PyBytes_FromStringAndSize(NULL, need)
+        dst = <int16_t *>PyBytes_AS_STRING(out)
+        for i in range(samples):
+            dst[i] = <int16_t>(<int>(src[i % m] * self._fade))
+        return out

@@ -10,7 +10,6 @@ and never offered in SDP.
 
 from __future__ import annotations
 
-import array
 from typing import Callable
 
 import attrs
@@ -42,32 +41,8 @@ class G711Encoder:
         self.encode = fn
 
 
-class G711Decoder:
-    """Stateless decode plus repeat-and-fade concealment of the last good frame."""
-
-    __slots__ = ("_fn", "_last", "_fade")
-
-    def __init__(self, fn):
-        self._fn = fn
-        self._last = b""
-        self._fade = 1.0
-
-    def decode(self, payload: bytes) -> bytes:
-        pcm = self._fn(payload)
-        self._last = pcm
-        self._fade = 1.0
-        return pcm
-
-    def conceal(self, samples: int) -> bytes:
-        """Repeat the last frame, 6 dB quieter each time; silence after ~60 ms."""
-        need = samples * BYTES_PER_SAMPLE
-        if not self._last or self._fade < 0.1:
-            return bytes(need)
-        self._fade *= 0.5
-        src = array.array("h", self._last)
-        reps = -(-samples // len(src))
-        out = array.array("h", [int(v * self._fade) for v in src] * reps)[:samples]
-        return out.tobytes()
+#: stateless decode plus repeat-and-fade concealment of the last good frame (C)
+G711Decoder = _g711.Decoder
 
 
 class G729Encoder:
@@ -133,9 +108,9 @@ class Codec:
 
 
 PCMU = Codec("PCMU", 0, 1, 1, encoder=lambda vad: G711Encoder(_g711.lin2ulaw),
-             decoder=lambda: G711Decoder(_g711.ulaw2lin))
+             decoder=lambda: G711Decoder(False))
 PCMA = Codec("PCMA", 8, 1, 1, encoder=lambda vad: G711Encoder(_g711.lin2alaw),
-             decoder=lambda: G711Decoder(_g711.alaw2lin))
+             decoder=lambda: G711Decoder(True))
 G729 = Codec("G729", 18, 80, 10, available=_g729 is not None,
              reason=G729_ERROR and f"bcg729 extension not built ({G729_ERROR})",
              encoder=G729Encoder, decoder=G729Decoder, fmtp="annexb=yes")

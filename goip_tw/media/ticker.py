@@ -34,6 +34,8 @@ from typing import Callable
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
 
+from goip_tw.media._fastpath import run_phase
+
 log = Logger()
 
 
@@ -207,23 +209,11 @@ class Ticker:
             self.lateness.append(late)
         members = tuple(self._members[self._n % self.slots])
         self._n += 1
-        for sub in members:
-            if sub.active:
-                try:
-                    sub.callback()
-                except Exception:
-                    self.errors += 1
-                    log.failure("media tick callback failed")
+        self.errors += run_phase(members, False)
         record = len(self.completion) < self._lateness_max
         if record:
             self.completion.append(self.now() - deadline)
-        for sub in members:
-            if sub.active and sub.after is not None:
-                try:
-                    sub.after()
-                except Exception:
-                    self.errors += 1
-                    log.failure("media tick callback failed")
+        self.errors += run_phase(members, True)
         if record:
             self.slot_end.append(self.now() - deadline)
         self.ticks += 1

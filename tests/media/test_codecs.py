@@ -69,6 +69,19 @@ def test_g711_concealment_fades_to_silence():
     assert levels[-1] == 0
 
 
+def test_g711_concealment_repeats_the_last_frame_at_half_amplitude():
+    dec = codecs.PCMU.new_decoder()
+    assert dec.conceal(80) == bytes(160)  # nothing heard yet: silence
+    good = dec.decode(_g711.lin2ulaw(sine(400, 10)))  # 80 samples
+    first = array.array("h", dec.conceal(200))  # longer than the frame: it repeats
+    src = array.array("h", good)
+    assert list(first) == [int(src[i % 80] * 0.5) for i in range(200)]
+    second = array.array("h", dec.conceal(80))
+    assert list(second) == [int(v * 0.25) for v in src]
+    dec.decode(_g711.lin2ulaw(sine(400, 10)))  # a good frame resets the fade
+    assert list(array.array("h", dec.conceal(80))) == list(first[:80])
+
+
 g729 = pytest.mark.skipif(not codecs.G729.available, reason=f"G.729 unavailable: {codecs.G729.reason}")
 
 
