@@ -11,13 +11,11 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SI
 from libc.stdint cimport int16_t
 
 from goip_tw.media import _dsp
+from goip_tw.media._dsp cimport mean_square
 from goip_tw.media.levels import ZERO_DBM0_MEAN_SQUARE, dbm0
 
 NO_AUDIO_FROM_RTP = "no_audio_from_rtp"
 NO_AUDIO_FROM_MODULE = "no_audio_from_module"
-
-cdef enum:
-    _EXACT_SAMPLES = 1 << 23    # n * 32768**2 < 2**53
 
 cdef str _NO_RTP = NO_AUDIO_FROM_RTP
 cdef str _NO_MODULE = NO_AUDIO_FROM_MODULE
@@ -37,39 +35,16 @@ cdef class EnergyMeter:
 
     cpdef bint update(self, object pcm) except -1:
         """Account one frame (``None`` = nothing arrived); returns whether it was active."""
-        cdef Py_ssize_t n, i
-        cdef const int16_t *s
-        cdef double acc = 0.0, x, ms
-        cdef int peak = 0, a
-        cdef long long isum = 0
+        cdef double ms
+        cdef int peak = 0
         self.frames += 1
         if pcm is None or not pcm:
             self._last_ms = 0.0
             self._avg_ms *= 0.9
             return False
         if PyBytes_CheckExact(pcm):
-            # mean square and absolute peak, as _dsp.energy computes them
-            n = PyBytes_GET_SIZE(pcm) // 2
-            s = <const int16_t *>PyBytes_AS_STRING(pcm)
-            if n < _EXACT_SAMPLES:
-                # every partial sum of squares is below 2**53, so an integer
-                # sum equals _dsp's double sum bit for bit, and runs faster
-                for i in range(n):
-                    a = s[i]
-                    isum += a * a
-                    if a < 0:
-                        a = -a
-                    if a > peak:
-                        peak = a
-                acc = <double>isum
-            else:
-                for i in range(n):
-                    x = s[i]
-                    acc += x * x
-                    a = s[i] if s[i] >= 0 else -<int>s[i]
-                    if a > peak:
-                        peak = a
-            ms = acc / n if n else 0.0
+            ms = mean_square(<const int16_t *>PyBytes_AS_STRING(pcm),
+                             PyBytes_GET_SIZE(pcm) // 2, &peak)
             self.peak = peak
         else:
             ms, self.peak = _dsp.energy(pcm)  # other types fail there, as they always did
