@@ -13,6 +13,10 @@ on time: the RTP send), then every member's ``after`` (receive, decode, write
 to the line).  With one phase, the last packet of a busy slot waited for all
 the decoding before it; now it waits only for the other sends (measured in
 ``bench/media.py``: the receive half is more than half of a call's tick).
+When the core was slow and the next slot is already due, receive phases wait
+(up to ``slots - 1`` slots) until the sends have caught up: a late packet
+breaks the RTP pacing, a frame written to the line a few ms later does not
+(the voice port buffers it).
 ``lateness`` records how late a slot woke, ``completion`` when its sends were
 done and ``slot_end`` when all its work was, each against the slot deadline.
 
@@ -108,6 +112,7 @@ class Ticker:
         self._call = None     # the pending callLater (callLater mode)
         self._waker: _TimerWaker | None = None  # the timerfd reader while running
         self._pending = False  # a wake-up is armed
+        self._deferred: list[tuple[Subscription, ...]] = []  # receive phases waiting
         self._epoch = 0.0
         self._n = 0  # index of the next slot deadline since epoch
         self.ticks = 0
@@ -174,6 +179,7 @@ class Ticker:
     def _stop(self) -> None:
         """No members left: no more wake-ups, and no reader or fd left behind."""
         self._pending = False
+        self._deferred = []
         if self._call is not None:
             if self._call.active():
                 self._call.cancel()
@@ -213,9 +219,17 @@ class Ticker:
         record = len(self.completion) < self._lateness_max
         if record:
             self.completion.append(self.now() - deadline)
-        self.errors += run_phase(members, True)
-        if record:
-            self.slot_end.append(self.now() - deadline)
+        # Sends first: while the next slot is already due (the core was slow),
+        # this slot's receive phase waits for the backlog of sends, at most
+        # slots - 1 slots, so a member's receive still runs before its next send.
+        self._deferred.append(members)
+        if (len(self._deferred) >= self.slots - 1
+                or self.now() < self._epoch + self._n * self.step):
+            deferred, self._deferred = self._deferred, []
+            for waiting in deferred:
+                self.errors += run_phase(waiting, True)
+            if record:
+                self.slot_end.append(self.now() - deadline)
         self.ticks += 1
         # a callback that left as the last member and came back (or a new
         # first member) has started a new spell with its own wake-up armed

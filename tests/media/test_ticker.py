@@ -327,3 +327,27 @@ def test_stopping_the_media_service_leaves_no_reader():
     assert waker not in reactor.getReaders()
     assert not sub.active and len(svc.ticker) == 0
     assert open_timerfds() == baseline
+
+
+def test_when_behind_sends_go_first_and_receives_follow_before_the_next_send():
+    clock = task.Clock()
+    t = Ticker(clock, now=clock.seconds)
+    order = []
+    for i in range(t.slots):
+        t.subscribe(lambda i=i: order.append(("send", i)),
+                    after=lambda i=i: order.append(("recv", i)))
+    clock.advance(0)          # slot 0 on time: its receive right after its send
+    assert order == [("send", 0), ("recv", 0)]
+    del order[:]
+    clock.advance(0.0055)     # the reactor was away: slots 1-5 are all due now
+    # every send of the backlog first, then the receives in slot order
+    assert order == [("send", i) for i in range(1, 6)] + [("recv", i) for i in range(1, 6)]
+    # a long stall: receives never wait past a member's own next send
+    del order[:]
+    clock.advance(0.050)
+    for i in range(t.slots):
+        sends_i = [n for n, e in enumerate(order) if e == ("send", i)]
+        recvs_i = [n for n, e in enumerate(order) if e == ("recv", i)]
+        for s_prev, s_next in zip(sends_i, sends_i[1:]):
+            assert any(s_prev < r < s_next for r in recvs_i)
+    t.close()
