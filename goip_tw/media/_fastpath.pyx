@@ -362,9 +362,11 @@ cdef class LegCore:
     cdef public object clock, stream, codec, encoder, decoder, dtmf_pt, jb, vad
     cdef public object dtmf_sender, dtmf_receiver, dtmf_listeners, port
     cdef public object _pending, _fifo, _cn, _inbox
+    cdef object _inbox_from          # the remote the bare bytes in _inbox came from
     cdef public int ptime, remote_ptime, jitter_min_ms, jitter_max_ms, _codec_pt, _sid_age
     cdef public bint sending, _talkspurt, _polled
     cdef public bint _dtmf_active    # RFC 4733 digits queued or being sent
+    cdef public bint _dtmf_heard     # an RFC 4733 event came in: flush it on voice
     cdef public long long underflow_frames, vad_suppressed, bad_payloads
 
     # -- polled receive ------------------------------------------------------------
@@ -397,10 +399,10 @@ cdef class LegCore:
             data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
             if latched and _same_addr(&_rx_addr[i], _rx_msgs[i].msg_hdr.msg_namelen,
                                       &stream._dest, stream._dest_len):
-                addr = remote  # the same tuple object: deliver() trusts it
+                inbox.append(data)  # from the latched remote (checked again in deliver)
+                self._inbox_from = remote
             else:
-                addr = _from_sockaddr(&_rx_addr[i])
-            inbox.append((data, addr))
+                inbox.append((data, _from_sockaddr(&_rx_addr[i])))
         for i in range(got):  # what the kernel changed, back for the next socket
             _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
             _rx_msgs[i].msg_hdr.msg_flags = 0
@@ -412,18 +414,26 @@ cdef class LegCore:
         cdef int skip_pt
         if not self._inbox:
             return
-        inbox, self._inbox = self._inbox, []
+        inbox = self._inbox
         stream = <RtpCore?>self.stream
         skip_pt = self.dtmf_pt if self.dtmf_pt is not None else -1
         now = None
-        for data, addr in inbox:
-            if (addr is stream.remote and stream.latched and self.decoder is not None
-                    and stream._accept_fast(<bytes>data, skip_pt)):
-                if now is None:
-                    now = self.clock.seconds()
-                self._fast_packet(stream, <bytes>data, now)
-            else:
+        remote = self._inbox_from  # a re-INVITE may have moved stream.remote since
+        try:
+            for item in inbox:
+                if type(item) is bytes:
+                    data, addr = item, remote
+                    if (stream.latched and stream.remote is remote and self.decoder is not None
+                            and stream._accept_fast(<bytes>data, skip_pt)):
+                        if now is None:
+                            now = self.clock.seconds()
+                        self._fast_packet(stream, <bytes>data, now)
+                        continue
+                else:
+                    data, addr = item
                 stream.datagramReceived(data, addr)
+        finally:
+            del inbox[:]  # handled (or failed) once, never twice
 
     cdef _fast_packet(self, RtpCore stream, bytes data, object now):
         """RtpStream.datagramReceived + LegMedia._on_packet for a plain audio packet."""
@@ -441,20 +451,27 @@ cdef class LegCore:
         c.received += 1
         c.received_octets += n - 12
         stream.last_received = now
-        if self.dtmf_receiver._current is not None:
+        if self._dtmf_heard:
+            self._dtmf_heard = False
             self.dtmf_receiver.flush()
         self._cn = None
         (<JitterBuffer?>self.jb).put(seq, ts, PyBytes_FromStringAndSize(<char *>p + 12, n - 12), t)
 
     # -- receive -------------------------------------------------------------------
-    cpdef tuple receive_frame(self):
+    def receive_frame(self):
         """One 20 ms frame for the line, and whether it carried received audio."""
+        cdef bint heard = False
+        frame = self._receive_frame(&heard)
+        return frame, heard
+
+    cdef object _receive_frame(self, bint *heard_out):
         cdef int i, kind
         cdef JitterBuffer jb
         cdef bint heard = False
         cdef object pcm, frame, fifo
+        heard_out[0] = False
         if self.decoder is None:
-            return SILENCE, False
+            return SILENCE
         jb = <JitterBuffer?>self.jb
         fifo = self._fifo
         for i in range(8):  # bounded: a packet holds at least 10 ms
@@ -478,7 +495,8 @@ cdef class LegCore:
                 pcm = SILENCE
             if not fifo and len(pcm) == FRAME_BYTES:
                 self._fifo = b""
-                return pcm, heard  # the usual case: one packet, one frame
+                heard_out[0] = heard
+                return pcm  # the usual case: one packet, one frame
             fifo = fifo + pcm
         frame, fifo = fifo[:FRAME_BYTES], fifo[FRAME_BYTES:]
         if len(frame) < FRAME_BYTES:
@@ -486,7 +504,8 @@ cdef class LegCore:
         if len(fifo) > 8 * FRAME_BYTES:
             fifo = fifo[len(fifo) - FRAME_BYTES:]
         self._fifo = fifo
-        return frame, heard
+        heard_out[0] = heard
+        return frame
 
     def _fill_gap(self):  # overridden in LegMedia (comfort noise or concealment)
         return self.decoder.conceal(FRAME_SAMPLES)
@@ -520,24 +539,42 @@ cdef class LegCore:
 cdef class LineCore:
     """Hot state of a line's voice port (base of :class:`goip_tw.media.bridge.LineMedia`)."""
 
-    cdef public object port, gain_in, gain_out
+    cdef public object port
     cdef public long long underruns
+    cdef object _gain_in, _gain_out
+    cdef bint _unity_in, _unity_out   # 0 dB: frames pass untouched
+
+    property gain_in:
+        """Gain on frames from the module (a :class:`~goip_tw.media.vad.Gain`)."""
+        def __get__(self):
+            return self._gain_in
+
+        def __set__(self, gain):
+            self._gain_in = gain
+            self._unity_in = gain is None or gain.db == 0.0
+
+    property gain_out:
+        """Gain on frames to the module."""
+        def __get__(self):
+            return self._gain_out
+
+        def __set__(self, gain):
+            self._gain_out = gain
+            self._unity_out = gain is None or gain.db == 0.0
 
     cpdef object read(self):
         frame = self.port.read_frame()
         if frame is None:
             self.underruns += 1
             return None
-        g = self.gain_in
-        if g.db == 0.0:
+        if self._unity_in:
             return frame
-        return g.apply(frame)
+        return self._gain_in.apply(frame)
 
     cpdef write(self, object frame):
         if getattr(self.port, "closed", False):
             return
-        g = self.gain_out
-        self.port.write_frame(frame if g.db == 0.0 else g.apply(frame))
+        self.port.write_frame(frame if self._unity_out else self._gain_out.apply(frame))
 
 
 cdef class SessionCore:
@@ -587,7 +624,7 @@ cdef class SessionCore:
         if self.leg is not None:
             leg = <LegCore?>self.leg
             leg.deliver()  # what drain() read at the start of this period
-            down, heard = leg.receive_frame()
+            down = leg._receive_frame(&heard)
             if heard and self.leg_taps:
                 for tap in tuple(self.leg_taps):
                     tap(down)

@@ -149,6 +149,7 @@ class LegMedia(LegCore):
     def _on_packet(self, pkt: RtpPacket) -> None:
         if pkt.payload_type == self.dtmf_pt:
             self.dtmf_receiver.packet(pkt)
+            self._dtmf_heard = True
             return
         self.dtmf_receiver.flush()
         if pkt.payload_type == CN_PAYLOAD_TYPE:

@@ -245,3 +245,17 @@ def test_g729_through_the_c_path():
         assert r.stream.counters.received == 4
     finally:
         r.close()
+
+
+def test_a_packet_read_before_a_reinvite_keeps_its_real_source(rig):
+    rig.far_send()
+    rig.tick()  # latched to the far end
+    first_remote = rig.stream.remote
+    rig.far_send()
+    rig.leg.drain()  # read in the send phase ...
+    rig.stream.set_remote(("127.0.0.1", 9))  # ... a re-INVITE moves the remote ...
+    rig.leg.deliver()  # ... before the receive phase handles it
+    # handled as what it is, a packet from the old address (symmetric RTP
+    # latches there again), not as one from the new SDP address
+    assert rig.stream.remote == first_remote
+    assert rig.stream.counters.received == 2
