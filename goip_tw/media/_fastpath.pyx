@@ -530,10 +530,7 @@ cdef class LegCore:
                              self._talkspurt, -1)
             self._talkspurt = False
             return
-        self._send_frame_slow(pcm)
-
-    def _send_frame_slow(self, pcm):  # overridden in LegMedia
-        raise NotImplementedError
+        self._send_frame_slow(pcm)  # LegMedia's: held, DTMF, VAD, other packet times
 
 
 cdef class LineCore:
