@@ -495,16 +495,11 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         wall = time.monotonic() - result["t0"]
         ru = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (ru.ru_utime - result["ru0"].ru_utime) + (ru.ru_stime - result["ru0"].ru_stime)
-        if hasattr(ticker, "take_samples"):
-            late, done, end = ticker.take_samples()
-        else:  # a one-phase ticker: its slot end is its send completion
-            late, done = ticker.take_lateness()
-            end = list(done)
+        late, done = ticker.take_lateness()
         steady, disturbed = steady_samples(done, late, slot_cpu)
         steady.sort()
         late.sort()
         done.sort()
-        end.sort()
         sent = sum(s.leg.stream.counters.sent for s in sessions) - result["sent0"]
         recv = sum(s.leg.stream.counters.received for s in sessions) - result["recv0"]
         lost = sum(s.leg.jb.lost + s.leg.jb.underruns for s in sessions) - result["lost0"]
@@ -515,7 +510,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
             "sys_share": ((ru.ru_stime - result["ru0"].ru_stime) / cpu) if cpu else 0.0,
             "cpu_per_call_us_per_packet": cpu / max(1, sent) * 1e6,
             "p99_wake_ms": pick(late, 0.99), "p99_send_ms": pick(done, 0.99),
-            "max_send_ms": pick(done, 1.0), "p99_slot_end_ms": pick(end, 0.99),
+            "max_send_ms": pick(done, 1.0),
             "p99_send_steady_ms": pick(steady, 0.99), "disturbed_pct": disturbed,
             "sent_ratio": sent / expected,
             "recv_ratio": recv / expected, "jb_lost_or_underrun": lost,

@@ -143,8 +143,7 @@ cdef int _to_sockaddr(object addr, sockaddr_storage *out, socklen_t *outlen):
     return 1
 
 
-cdef bint _same_addr(const sockaddr_storage *a, socklen_t alen, const sockaddr_storage *b,
-                     socklen_t blen):
+cdef bint _same_addr(const sockaddr_storage *a, const sockaddr_storage *b):
     cdef const sockaddr_in *a4
     cdef const sockaddr_in *b4
     cdef const sockaddr_in6 *a6
@@ -397,8 +396,7 @@ cdef class LegCore:
         inbox = self._inbox
         for i in range(got):
             data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
-            if latched and _same_addr(&_rx_addr[i], _rx_msgs[i].msg_hdr.msg_namelen,
-                                      &stream._dest, stream._dest_len):
+            if latched and _same_addr(&_rx_addr[i], &stream._dest):
                 inbox.append(data)  # from the latched remote (checked again in deliver)
                 self._inbox_from = remote
             else:
