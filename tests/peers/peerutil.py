@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,9 +26,21 @@ def require_binary(name: str) -> str:
     return path
 
 
+#: where peers' ports come from: below the gateway's default RTP range
+#: (16384-32768) and the kernel's ephemeral range (32768-60999 on Linux), so a
+#: port probed free here is not taken by some other bind(0) before the peer
+#: starts (a baresip "Address already in use" seen in a clean-clone run)
+PEER_PORTS = range(10000, 16384)
+
+
 def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1) -> int:
     """A loopback port free for UDP and TCP (and the next ``span - 1`` ports)."""
+    rnd = random.Random()
     for _ in range(200):
+        base = rnd.randrange(PEER_PORTS.start, PEER_PORTS.stop - span)
+        if all(_port_free(base + i) for i in range(span)):
+            return base
+    for _ in range(200):  # crowded: fall back to what the kernel hands out
         probe = socket.socket(socket.AF_INET, kind)
         probe.bind((LOOPBACK, 0))
         base = probe.getsockname()[1]
