@@ -23,10 +23,13 @@ them exactly as before, while the common case of a tick runs here:
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport errno, EINTR
+from libc.stdint cimport int16_t
 from libc.string cimport memcpy, memset, memcmp, strchr
 
 from twisted.logger import Logger
 
+from goip_tw.media import _g711
+from goip_tw.media._g711 cimport Decoder as G711Decoder, encode_frame, LAW_ALAW, LAW_NONE, LAW_ULAW
 from goip_tw.media._jitter cimport JB_AUDIO, JB_LOST, JitterBuffer
 from goip_tw.media._meter cimport OneWayAudio
 from goip_tw.media._rxstats cimport ReceptionStats
@@ -97,6 +100,28 @@ cdef unsigned char _rx_buf[MAX_BATCH][MAX_DATAGRAM]
 cdef sockaddr_storage _rx_addr[MAX_BATCH]
 cdef iovec _rx_iov[MAX_BATCH]
 cdef mmsghdr _rx_msgs[MAX_BATCH]
+# set while a batch is being handled in place in _rx_buf: a receive started
+# from a callback meanwhile (it would overwrite the batch) reads nothing and
+# leaves its packets in the kernel for the next tick
+cdef bint _rx_busy = False
+
+
+cdef inline void _reset_rx(int got) noexcept:
+    """Give back to the kernel what recvmmsg changed, for the next socket."""
+    cdef int i
+    for i in range(got):
+        _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+        _rx_msgs[i].msg_hdr.msg_flags = 0
+
+
+cdef int _recv_batch(int fd, int limit) noexcept:
+    """One recvmmsg into the shared area; how many datagrams (0: none or an error)."""
+    cdef int got, want = limit if 0 < limit < MAX_BATCH else MAX_BATCH
+    while True:
+        got = recvmmsg(fd, _rx_msgs, want, MSG_DONTWAIT, NULL)
+        if got >= 0 or errno != EINTR:
+            break
+    return got if got > 0 else 0  # EAGAIN: nothing waiting (or a transient ICMP error)
 
 
 cdef void _init_rx() noexcept:
@@ -340,8 +365,10 @@ cdef class RtpCore:
     cdef bint _accept_fast(self, bytes data, int skip_pt) except -1:
         """Account a plain packet from the latched source: ``True`` when it was
         taken (the caller buffers it), ``False`` when the Python path must see it."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        return self._accept_raw(<const unsigned char *>PyBytes_AS_STRING(data),
+                                PyBytes_GET_SIZE(data), skip_pt)
+
+    cdef bint _accept_raw(self, const unsigned char *p, Py_ssize_t n, int skip_pt) noexcept:
         cdef int pt
         cdef long long ssrc
         if n < 12 or p[0] != 0x80 or self.srtp is not None:
@@ -358,9 +385,12 @@ cdef class RtpCore:
 cdef class LegCore:
     """Hot state of one call leg's media (base of :class:`goip_tw.media.bridge.LegMedia`)."""
 
-    cdef public object clock, stream, codec, encoder, decoder, dtmf_pt, jb, vad
+    cdef public object clock, stream, codec, dtmf_pt, jb, vad
     cdef public object dtmf_sender, dtmf_receiver, dtmf_listeners, port
     cdef public object _pending, _fifo, _cn, _inbox
+    cdef object _encoder, _decoder
+    cdef int _law                    # G.711 encoder: encode straight into the packet
+    cdef G711Decoder _g711_decoder   # G.711 decoder: decode without a Python call
     cdef object _inbox_from          # the remote the bare bytes in _inbox came from
     cdef public int ptime, remote_ptime, jitter_min_ms, jitter_max_ms, _codec_pt, _sid_age
     cdef public bint sending, _talkspurt, _polled
@@ -368,29 +398,43 @@ cdef class LegCore:
     cdef public bint _dtmf_heard     # an RFC 4733 event came in: flush it on voice
     cdef public long long underflow_frames, vad_suppressed, bad_payloads
 
+    property encoder:
+        """The negotiated codec's encoder (``encode(pcm) -> payload``)."""
+        def __get__(self):
+            return self._encoder
+
+        def __set__(self, encoder):
+            fn = getattr(encoder, "encode", None)
+            self._law = (LAW_ALAW if fn is _g711.lin2alaw else
+                         LAW_ULAW if fn is _g711.lin2ulaw else LAW_NONE)
+            self._encoder = encoder
+
+    property decoder:
+        """The negotiated codec's decoder (``decode``, ``conceal``)."""
+        def __get__(self):
+            return self._decoder
+
+        def __set__(self, decoder):
+            self._g711_decoder = decoder if type(decoder) is G711Decoder else None
+            self._decoder = decoder
+
     # -- polled receive ------------------------------------------------------------
     cpdef drain(self, int limit=MAX_BATCH):
-        """Only read the socket (in the ticker's send phase); :meth:`deliver`
-        parses and buffers later in the same period.  Reading at the start of
-        the period keeps arrival quantisation fixed: whatever arrived before
-        this period's send is played from this period on."""
-        cdef int fd, got, i, want
+        """Only read the socket into the inbox; :meth:`deliver` handles it later.
+        (The ticker reads and handles at once, in :meth:`receive_now`.)"""
+        cdef int fd, got, i
         cdef RtpCore stream
-        cdef object remote, addr
+        cdef object remote
         cdef bint latched
-        if not self._polled:
+        if not self._polled or _rx_busy:
             return
         stream = <RtpCore?>self.stream
         fd = stream._sock_fd()  # self.port is the stream's transport
         if fd < 0:
             return
-        want = limit if 0 < limit < MAX_BATCH else MAX_BATCH
-        while True:
-            got = recvmmsg(fd, _rx_msgs, want, MSG_DONTWAIT, NULL)
-            if got >= 0 or errno != EINTR:
-                break
-        if got <= 0:
-            return  # EAGAIN: nothing waiting (or a transient ICMP error)
+        got = _recv_batch(fd, limit)
+        if got == 0:
+            return
         remote = stream.remote
         latched = stream.latched and stream._dest_key is remote and stream._dest_ok
         inbox = self._inbox
@@ -401,9 +445,7 @@ cdef class LegCore:
                 self._inbox_from = remote
             else:
                 inbox.append((data, _from_sockaddr(&_rx_addr[i])))
-        for i in range(got):  # what the kernel changed, back for the next socket
-            _rx_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
-            _rx_msgs[i].msg_hdr.msg_flags = 0
+        _reset_rx(got)
 
     cpdef deliver(self):
         """Hand what :meth:`drain` read to the RTP stream and jitter buffer."""
@@ -421,11 +463,12 @@ cdef class LegCore:
             for item in inbox:
                 if type(item) is bytes:
                     data, addr = item, remote
-                    if (stream.latched and stream.remote is remote and self.decoder is not None
+                    if (stream.latched and stream.remote is remote and self._decoder is not None
                             and stream._accept_fast(<bytes>data, skip_pt)):
                         if now is None:
                             now = self.clock.seconds()
-                        self._fast_packet(stream, <bytes>data, now)
+                        self._fast_packet(stream, <const unsigned char *>PyBytes_AS_STRING(data),
+                                          PyBytes_GET_SIZE(data), now)
                         continue
                 else:
                     data, addr = item
@@ -433,27 +476,82 @@ cdef class LegCore:
         finally:
             del inbox[:]  # handled (or failed) once, never twice
 
-    cdef _fast_packet(self, RtpCore stream, bytes data, object now):
+    cpdef receive_now(self, int limit=MAX_BATCH):
+        """Read the socket and handle what came, in one pass (the ticker's
+        receive phase).  Plain audio from the latched source goes from the
+        receive area straight to the statistics and the jitter buffer; a batch
+        with anything else takes the drain/deliver path, packet by packet in
+        arrival order."""
+        global _rx_busy
+        cdef int fd, got, i, skip_pt
+        cdef RtpCore stream
+        cdef object now = None
+        if self._inbox:
+            self.deliver()  # read earlier (an explicit drain): older than what waits
+        if not self._polled or _rx_busy:
+            return
+        stream = <RtpCore?>self.stream
+        if not (stream.latched and stream._dest_ok and stream._dest_key is stream.remote
+                and self._decoder is not None):
+            self.drain(limit)
+            self.deliver()
+            return
+        fd = stream._sock_fd()
+        if fd < 0:
+            return
+        got = _recv_batch(fd, limit)
+        if got == 0:
+            return
+        skip_pt = self.dtmf_pt if self.dtmf_pt is not None else -1
+        for i in range(got):
+            if not (_same_addr(&_rx_addr[i], &stream._dest)
+                    and stream._accept_raw(_rx_buf[i], _rx_msgs[i].msg_len, skip_pt)):
+                break
+        else:
+            _rx_busy = True  # the batch is read in place: no other receive meanwhile
+            try:
+                for i in range(got):
+                    if now is None:
+                        now = self.clock.seconds()
+                    self._fast_packet(stream, _rx_buf[i], _rx_msgs[i].msg_len, now)
+            finally:
+                _rx_busy = False
+                _reset_rx(got)
+            return
+        # something else in the batch: copy it all out (the slow path may call anything)
+        remote = stream.remote
+        inbox = self._inbox
+        for i in range(got):
+            data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
+            if _same_addr(&_rx_addr[i], &stream._dest):
+                inbox.append(data)
+                self._inbox_from = remote
+            else:
+                inbox.append((data, _from_sockaddr(&_rx_addr[i])))
+        _reset_rx(got)
+        self.deliver()
+
+    cdef _fast_packet(self, RtpCore stream, const unsigned char *p, Py_ssize_t n, object now):
         """RtpStream.datagramReceived + LegMedia._on_packet for a plain audio packet."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef int seq = (p[2] << 8) | p[3]
         cdef unsigned int ts = ((<unsigned int>p[4] << 24) | (<unsigned int>p[5] << 16)
                                 | (<unsigned int>p[6] << 8) | p[7])
         cdef ReceptionStats st = <ReceptionStats?>stream.rx_stats
         cdef double t = now
+        cdef RtpCounters c
         if not st.update_seq(seq):
             return
         st.update_jitter(t, ts)
-        cdef RtpCounters c = <RtpCounters?>stream.counters
+        c = <RtpCounters?>stream.counters
         c.received += 1
         c.received_octets += n - 12
         stream.last_received = now
+        payload = PyBytes_FromStringAndSize(<char *>p + 12, n - 12)  # before any callout
+        self._cn = None
         if self._dtmf_heard:
             self._dtmf_heard = False
             self.dtmf_receiver.flush()
-        self._cn = None
-        (<JitterBuffer?>self.jb).put(seq, ts, PyBytes_FromStringAndSize(<char *>p + 12, n - 12), t)
+        (<JitterBuffer?>self.jb).put(seq, ts, payload, t)
 
     # -- receive -------------------------------------------------------------------
     def receive_frame(self):
@@ -468,7 +566,7 @@ cdef class LegCore:
         cdef bint heard = False
         cdef object pcm, frame, fifo
         heard_out[0] = False
-        if self.decoder is None:
+        if self._decoder is None:
             return SILENCE
         jb = <JitterBuffer?>self.jb
         fifo = self._fifo
@@ -477,15 +575,19 @@ cdef class LegCore:
                 break
             kind = jb.pop_kind()
             if kind == JB_AUDIO:
-                try:
-                    pcm = self.decoder.decode(jb.take_payload())
+                if self._g711_decoder is not None:
+                    pcm = self._g711_decoder.decode(jb.take_payload())
                     heard = True
-                except ValueError as e:  # e.g. an oversized G.729 payload
-                    self.bad_payloads += 1
-                    log.debug("rtp: undecodable payload: {error}", error=e)
-                    pcm = self.decoder.conceal(FRAME_SAMPLES)
+                else:
+                    try:
+                        pcm = self._decoder.decode(jb.take_payload())
+                        heard = True
+                    except ValueError as e:  # e.g. an oversized G.729 payload
+                        self.bad_payloads += 1
+                        log.debug("rtp: undecodable payload: {error}", error=e)
+                        pcm = self._decoder.conceal(FRAME_SAMPLES)
             elif kind == JB_LOST:
-                pcm = self.decoder.conceal(self.remote_ptime * 8)
+                pcm = self._decoder.conceal(self.remote_ptime * 8)
             else:
                 self.underflow_frames += 1
                 pcm = self._fill_gap()
@@ -506,19 +608,28 @@ cdef class LegCore:
         return frame
 
     def _fill_gap(self):  # overridden in LegMedia (comfort noise or concealment)
-        return self.decoder.conceal(FRAME_SAMPLES)
+        return self._decoder.conceal(FRAME_SAMPLES)
 
     # -- send ----------------------------------------------------------------------
     cpdef send_frame(self, object pcm):
         """Account 20 ms of outgoing audio: a DTMF event, a voice packet, or silence."""
         cdef RtpCore stream
         cdef object payload
-        if self.encoder is None:
+        cdef unsigned char packet[FRAME_SAMPLES]
+        if self._encoder is None:
             return
         if (self.sending and self.vad is None and not self._pending and self.ptime == 20
-                and len(pcm) == FRAME_BYTES and not self._dtmf_active):
-            payload = self.encoder.encode(pcm)
+                and type(pcm) is bytes and PyBytes_GET_SIZE(pcm) == FRAME_BYTES
+                and not self._dtmf_active):
             stream = <RtpCore?>self.stream
+            if self._law != LAW_NONE:
+                encode_frame(self._law, <const int16_t *>PyBytes_AS_STRING(pcm), packet,
+                             FRAME_SAMPLES)
+                stream._send_raw(packet, FRAME_SAMPLES, self._codec_pt, FRAME_SAMPLES,
+                                 self._talkspurt, -1)
+                self._talkspurt = False
+                return
+            payload = self._encoder.encode(pcm)
             if not payload:
                 stream.timestamp = (stream.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
                 self._talkspurt = True
@@ -582,11 +693,18 @@ cdef class SessionCore:
 
     def tick(self):
         """One 20 ms period of work (both ticker phases back to back)."""
-        self.tick_send()
-        self.tick_receive()
+        self._tick_send()
+        self._tick_receive()
 
     def tick_send(self):
         """Ticker phase 1: what must leave on time (line frame in, RTP packet out)."""
+        self._tick_send()
+
+    def tick_receive(self):
+        """Ticker phase 2, after every send of the slot: RTP in, frame to the line."""
+        self._tick_receive()
+
+    cdef int _tick_send(self) except -1:
         cdef object up = None, out
         cdef LegCore leg
         if self.line is not None:
@@ -596,9 +714,8 @@ cdef class SessionCore:
                     tap(up)
         self._up = up
         if self.leg is None:
-            return
+            return 0
         leg = <LegCore?>self.leg
-        leg.drain()
         if self.leg_tone is not None:
             out = self.leg_tone.frame(FRAME_SAMPLES)
             if self.leg_tone.finished:
@@ -606,11 +723,11 @@ cdef class SessionCore:
         elif self.bridged:
             out = up if up is not None else SILENCE
         else:
-            return
+            return 0
         leg.send_frame(out)
+        return 0
 
-    def tick_receive(self):
-        """Ticker phase 2, after every send of the slot: RTP in, frame to the line."""
+    cdef int _tick_receive(self) except -1:
         cdef object up = self._up, down = None, frame
         cdef bint heard = False
         cdef LegCore leg
@@ -618,7 +735,7 @@ cdef class SessionCore:
         self._up = None
         if self.leg is not None:
             leg = <LegCore?>self.leg
-            leg.deliver()  # what drain() read at the start of this period
+            leg.receive_now()  # read the socket only now: the sends of the slot went first
             down = leg._receive_frame(&heard)
             if heard and self.leg_taps:
                 for tap in tuple(self.leg_taps):
@@ -641,6 +758,25 @@ cdef class SessionCore:
                 log.warn("media: one-way audio ({flag}) on {what}", flag=flag,
                          what=getattr(self.leg.stream, "remote", None)
                          if self.leg is not None else None)
+        return 0
+
+
+cdef class Subscription:
+    """A ticker member: ``callback`` in the send phase, ``after`` in the receive
+    phase.  A member that is a session (``session`` set) is run by a direct C
+    call to its tick halves instead of through the two bound methods."""
+
+    cdef public object callback, after
+    cdef public int slot
+    cdef public bint active
+    cdef public SessionCore session
+
+    def __init__(self, callback, slot, after=None, session=None):
+        self.callback = callback
+        self.after = after
+        self.slot = slot
+        self.active = True
+        self.session = session
 
 
 def run_phase(tuple members, bint after_phase):
@@ -648,14 +784,21 @@ def run_phase(tuple members, bint after_phase):
     ``after``), each guarded; returns how many raised.  In C because it runs
     twice per call per tick."""
     cdef int errors = 0
-    for sub in members:
+    cdef Subscription sub
+    for member in members:
+        sub = <Subscription?>member
         if not sub.active:
             continue
-        fn = sub.after if after_phase else sub.callback
-        if fn is None:
-            continue
         try:
-            fn()
+            if sub.session is not None:
+                if after_phase:
+                    sub.session._tick_receive()
+                else:
+                    sub.session._tick_send()
+                continue
+            fn = sub.after if after_phase else sub.callback
+            if fn is not None:
+                fn()
         except Exception:
             errors += 1
             log.failure("media tick callback failed")

@@ -111,6 +111,14 @@ cdef inline void _encode_loop(const uint16_t *src, uint8_t *dst, Py_ssize_t n,
         i += 1
 
 
+cdef void encode_frame(int law, const int16_t *src, uint8_t *dst, Py_ssize_t n) noexcept nogil:
+    """Encode ``n`` samples into ``dst`` (``law``: LAW_ALAW or LAW_ULAW)."""
+    if law == LAW_ALAW:
+        _encode_loop(<const uint16_t *>src, dst, n, &_lin2alaw[0])
+    else:
+        _encode_loop(<const uint16_t *>src, dst, n, &_lin2ulaw[0])
+
+
 cdef bytes _encode(bytes pcm, const uint8_t *table):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(pcm) >> 1
     cdef const uint16_t *src = <const uint16_t *>PyBytes_AS_STRING(pcm)
@@ -162,10 +170,6 @@ cdef class Decoder:
     A C class because ``decode`` runs for every received packet of every call;
     ``conceal`` repeats the last frame 6 dB quieter each time, silence after
     ~60 ms."""
-
-    cdef const int16_t *_table
-    cdef public bytes _last
-    cdef public double _fade
 
     def __cinit__(self, bint alaw):
         if alaw:

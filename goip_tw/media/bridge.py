@@ -280,7 +280,7 @@ class Session(SessionCore):
                 if self.leg is not None:
                     self.leg.set_polled(False)
         elif self._sub is None:
-            self._sub = self.ticker.subscribe(self.tick_send, after=self.tick_receive)
+            self._sub = self.ticker.subscribe_session(self)
             if self.leg is not None:
                 self.leg.set_polled(True)
 

@@ -38,7 +38,7 @@ from typing import Callable
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
 
-from goip_tw.media._fastpath import run_phase
+from goip_tw.media._fastpath import Subscription, run_phase
 
 log = Logger()
 
@@ -85,16 +85,6 @@ class _TimerWaker:
         return "media-ticker"
 
 
-class Subscription:
-    __slots__ = ("callback", "after", "slot", "active")
-
-    def __init__(self, callback, slot, after=None):
-        self.callback = callback
-        self.after = after
-        self.slot = slot
-        self.active = True
-
-
 class Ticker:
     def __init__(self, clock, period: float = 0.020, slots: int = 20,
                  now: Callable[[], float] | None = None, max_catch_up: int = 5,
@@ -136,6 +126,13 @@ class Ticker:
         self._count += 1
         if self._count == 1:
             self._start()
+        return sub
+
+    def subscribe_session(self, session) -> Subscription:
+        """Subscribe a bridge session (``tick_send``/``tick_receive``), run by a
+        direct C call each phase."""
+        sub = self.subscribe(session.tick_send, after=session.tick_receive)
+        sub.session = session
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

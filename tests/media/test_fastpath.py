@@ -259,3 +259,68 @@ def test_a_packet_read_before_a_reinvite_keeps_its_real_source(rig):
     # latches there again), not as one from the new SDP address
     assert rig.stream.remote == first_remote
     assert rig.stream.counters.received == 2
+
+
+def test_a_batch_with_a_stranger_in_it_is_handled_in_arrival_order(rig):
+    rig.far_send()
+    rig.tick()  # latched
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.1", 0))
+    try:
+        rig.far_send()
+        rig.far_send(sock=stranger)  # the one packet that needs the Python path
+        rig.far_send()
+        rig.tick()
+    finally:
+        stranger.close()
+    c = rig.stream.counters
+    assert c.foreign_source == 1 and c.received == 3
+    assert rig.stream.rx_stats.received == 3 and rig.stream.rx_stats.duplicates_or_late == 0
+    # the stranger took sequence 102 from the far end's numbering: a gap, as on the wire
+    assert rig.leg.jb.played + rig.leg.jb.depth >= 2
+
+
+@pytest.mark.parametrize("codec,encode", [(codecs.PCMA, _g711.lin2alaw),
+                                          (codecs.PCMU, _g711.lin2ulaw)])
+def test_g711_is_encoded_straight_into_the_packet(codec, encode):
+    r = Rig(codec=codec)
+    try:
+        audio = sine(700, 60)
+        r.line_port.push(audio)
+        for _ in range(3):
+            r.tick()
+        got = [r.far_recv() for _ in range(3)]
+        assert b"".join(p.payload for p in got) == encode(audio)
+        assert {p.payload_type for p in got} == {codec.payload_type}
+    finally:
+        r.close()
+
+
+def test_a_receive_started_while_a_batch_is_handled_in_place_waits_a_tick():
+    """The batch being handled lives in the shared receive area: a receive
+    started from a callout meanwhile (here: the clock) must not overwrite it."""
+    a, b = Rig(), Rig()
+    try:
+        for r in (a, b):
+            r.far_send()
+            r.tick()  # both latched ...
+            r.tick()  # ... and a packet sent to the latched address
+        nested = []
+
+        class NestingClock:
+            def seconds(self):
+                b.leg.receive_now()  # reads nothing while a's batch is in use
+                nested.append(b.stream.counters.received)
+                return a.clock.seconds()
+
+        a.leg.clock = NestingClock()
+        b.far_send()
+        a.far_send()
+        a.leg.receive_now()
+        assert nested == [1]  # b's packet stayed in the kernel
+        assert a.stream.counters.received == 2
+        b.leg.receive_now()
+        assert b.stream.counters.received == 2
+    finally:
+        a.close()
+        b.close()
