@@ -3,8 +3,10 @@
 A claimed part records the TP-MR its module will use (the SIM's last used TP-MR
 + 1, EF_SMSS in 3GPP TS 31.102 §4.2.28).  When the line answers again, the SIM's
 counter says whether the module sent it: if it reached the expected reference the
-part is recorded as sent and never repeated, otherwise it is queued again.  A SIM
-that cannot tell gets the queue's ``uncertain_policy``.
+part is recorded as sent (dated by its claim, the closest we know to the real send)
+and never repeated, otherwise it is queued again; a status report that settled the
+part meanwhile overrules a counter that says "not sent".  A SIM that cannot tell gets
+the queue's ``uncertain_policy``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class RecoveryMixin:
             verdict = _mr_sent(last, expected)
             if verdict is None:
                 verdict = self.settings.uncertain_policy != "resend"
+            if not verdict and not (yield self.store.write(repo.part_unsent, msg.id, seq)):
+                # A status report settled the part meanwhile: it left, whatever the
+                # counter says (modules that keep TP-MR in their own memory).
+                verdict = True
             now = self.clock.seconds()
             self.log.info("sms {message} part {seq} on line {line}: {verdict} after restart"
                           " (expected TP-MR {expected}, SIM last {last})", message=msg.id,
@@ -68,7 +74,8 @@ class RecoveryMixin:
                 mr = expected if expected is not None else -1
                 nxt = seq + 1 if seq < total else None
                 final = yield self.store.write(repo.part_sent, msg.id, seq, line.number, mr,
-                                               now, nxt, (mr + 1) % 256 if nxt else None)
+                                               now, nxt, (mr + 1) % 256 if nxt else None,
+                                               recovered=True)
                 if nxt is None:
                     self._publish(SmsEvent(msg.id, State.SENT, line=line.number,
                                            source=msg.source, source_ref=msg.source_ref))
@@ -82,7 +89,6 @@ class RecoveryMixin:
                 yield self._send(ls, _Pending(attrs.evolve(msg, sent_parts=seq), (line.number,)),
                                  first_seq=nxt, claimed=True, first_expected=(mr + 1) % 256)
             else:
-                yield self.store.write(repo.part_unsent, msg.id, seq)
                 yield self.store.write(repo.requeue, msg.id, msg.tried_lines, "", now, seq > 1)
                 lines = (line.number,) if seq > 1 else self._lines_for(msg)
                 self._enqueue(_Pending(attrs.evolve(msg, sent_parts=seq - 1), lines))

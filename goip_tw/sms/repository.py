@@ -114,25 +114,33 @@ def claim(conn, mid: int, line: int, seq: int, expected_mr: int | None, now: flo
         (State.SENDING.value, line, now, mid, State.QUEUED.value, State.SENDING.value))
     if cur.rowcount != 1:
         return False
-    conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?"
+    conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?, claimed_at = ?"
                  " WHERE message_id = ? AND seq = ?",
-                 (State.SENDING.value, line, expected_mr, mid, seq))
+                 (State.SENDING.value, line, expected_mr, now, mid, seq))
     return True
 
 
 def part_sent(conn, mid: int, seq: int, line: int, mr: int, now: float,
-              next_seq: int | None, next_expected: int | None) -> State | None:
+              next_seq: int | None, next_expected: int | None,
+              recovered: bool = False) -> State | None:
     """Record the module's reference; claim the next part in the same transaction.
 
+    A ``recovered`` part left the module before a crash: its claim time is closer to
+    the real send (and to its report's SCTS) than ``now``.  A report kept because it
+    came before the part was known (see status_report) is applied here.
     Returns the message's final state if every part's report already arrived."""
     # A status report may already have settled this part (see status_report).
-    conn.execute("UPDATE sms_part SET state = ?, mr = ?, sent_at = ? WHERE message_id = ? AND seq = ?"
-                 " AND state IN (?, ?)",
-                 (State.SENT.value, mr, now, mid, seq, State.SENDING.value, State.QUEUED.value))
+    sent_at = "COALESCE(claimed_at, ?)" if recovered else "?"
+    cur = conn.execute(
+        f"UPDATE sms_part SET state = ?, mr = ?, sent_at = {sent_at} WHERE message_id = ?"
+        " AND seq = ? AND state IN (?, ?)",
+        (State.SENT.value, mr, now, mid, seq, State.SENDING.value, State.QUEUED.value))
+    if cur.rowcount == 1:
+        _apply_unmatched(conn, mid, seq, line, mr, now)
     if next_seq is not None:
-        conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?"
+        conn.execute("UPDATE sms_part SET state = ?, line = ?, expected_mr = ?, claimed_at = ?"
                      " WHERE message_id = ? AND seq = ?",
-                     (State.SENDING.value, line, next_expected, mid, next_seq))
+                     (State.SENDING.value, line, next_expected, now, mid, next_seq))
     else:
         conn.execute("UPDATE sms_message SET state = ?, updated_at = ? WHERE id = ?",
                      (State.SENT.value, now, mid))
@@ -141,10 +149,15 @@ def part_sent(conn, mid: int, seq: int, line: int, mr: int, now: float,
     return None
 
 
-def part_unsent(conn, mid: int, seq: int) -> None:
-    """A claimed part turned out not to have left the module (recovery)."""
-    conn.execute("UPDATE sms_part SET state = ?, expected_mr = NULL WHERE message_id = ? AND seq = ?",
-                 (State.QUEUED.value, mid, seq))
+def part_unsent(conn, mid: int, seq: int) -> bool:
+    """A claimed part turned out not to have left the module (recovery).
+
+    False when a status report already settled it: the report proves it left, whatever
+    the SIM's counter says (modules that keep TP-MR in their own memory)."""
+    cur = conn.execute("UPDATE sms_part SET state = ?, expected_mr = NULL WHERE message_id = ?"
+                       " AND seq = ? AND state = ?",
+                       (State.QUEUED.value, mid, seq, State.SENDING.value))
+    return cur.rowcount == 1
 
 
 def requeue(conn, mid: int, tried_lines: tuple[int, ...], error: str, now: float,
@@ -196,36 +209,52 @@ class ReportResult:
     report: bool
 
 
+#: how many parts with one line/TP-MR a report looks at (newest wraps first)
+REPORT_CANDIDATES = 16
+#: seconds a report no part claimed is kept (longer than any validity period we set)
+UNMATCHED_KEEP = 2 * 86_400.0
+
+
 def status_report(conn, line: int, mr: int, delivered: bool, final: bool, status: int,
                   now: float, scts: float | None = None) -> ReportResult | None:
     """Apply a status report to the part with this line/reference.
 
-    TP-MR is 8 bits and wraps, so among sent parts with that reference the one
-    sent closest to the report's service-centre time stamp (TS 23.040 §9.2.3.11)
-    is meant, or the newest when the report has none; when the closest one already
-    has its final report, this one is a repeat and is ignored.  A part still ``sending``
-    whose expected reference matches is proof the module sent it (a report drained
-    from the SIM right after a restart, before recovery).  The message becomes
-    delivered when every part is delivered, failed when every part is final and
-    one is not (SPEC §7: reports combined over all parts).
+    TP-MR is 8 bits and wraps, so among the parts with that reference the one sent
+    closest to the report's service-centre time stamp (TS 23.040 §9.2.3.11) and still
+    waiting for its report is meant, or the newest when the report has none.  A part
+    already settled by this very report (same SCTS) means a repeat, read again from
+    the SIM after a restart: ignored.  A part settled by another report is passed
+    over, so a report taken by the wrong part of a wrapped reference is handed on by
+    that part's own report.  A part still ``sending`` whose expected reference
+    matches is proof the module sent it (a report drained from the SIM right after a
+    restart, before recovery).  A report no part can take yet (its part's +CMGS
+    answer not recorded, no expected reference) is kept in ``sms_report_unmatched``
+    and applied when the part is recorded as sent (part_sent).  The message becomes
+    delivered when every part is delivered, failed when every part is final and one
+    is not (SPEC §7: reports combined over all parts).
     """
+    if not final:
+        return None
     if scts is not None:
         # Candidates: parts sent with this reference (settled ones too) and a part
-        # still ``sending`` that expects it (its claim time stands for its send
-        # time).  The closest to the SCTS is meant; when that one already has its
-        # final report, this report is a repeat (read again from the SIM after a
-        # restart) and must not settle a newer part that reuses the 8-bit MR.
-        row = conn.execute(
-            "SELECT message_id, seq, state, ABS(sent_at - ?) AS gap FROM sms_part"
+        # still ``sending`` that expects it (its claim time stands for its send time).
+        rows = conn.execute(
+            "SELECT message_id, seq, state, report_scts, ABS(sent_at - ?) AS gap FROM sms_part"
             " WHERE line = ? AND mr = ? AND sent_at IS NOT NULL AND state IN (?, ?, ?)"
-            " UNION ALL SELECT p.message_id, p.seq, p.state, ABS(m.updated_at - ?) AS gap"
+            " UNION ALL SELECT p.message_id, p.seq, p.state, p.report_scts,"
+            " ABS(COALESCE(p.claimed_at, m.updated_at) - ?) AS gap"
             " FROM sms_part p JOIN sms_message m ON m.id = p.message_id"
             " WHERE p.line = ? AND p.expected_mr = ? AND p.state = ?"
-            " ORDER BY gap LIMIT 1",
+            " ORDER BY gap LIMIT ?",
             (scts, line, mr, State.SENT.value, State.DELIVERED.value, State.FAILED.value,
-             scts, line, mr, State.SENDING.value)).fetchone()
-        if row is not None and row[2] not in (State.SENT.value, State.SENDING.value):
-            return None
+             scts, line, mr, State.SENDING.value, REPORT_CANDIDATES)).fetchall()
+        row = None
+        for r in rows:
+            if r[2] in (State.SENT.value, State.SENDING.value):
+                row = r
+                break
+            if r[3] is None or r[3] == scts:
+                return None  # a repeat (or settled before report times were kept)
     else:
         row = conn.execute(
             "SELECT message_id, seq FROM sms_part WHERE line = ? AND mr = ? AND state = ?"
@@ -235,18 +264,43 @@ def status_report(conn, line: int, mr: int, delivered: bool, final: bool, status
                 "SELECT message_id, seq FROM sms_part WHERE line = ? AND expected_mr = ?"
                 " AND state = ? LIMIT 1", (line, mr, State.SENDING.value)).fetchone()
     if row is None:
+        conn.execute("DELETE FROM sms_report_unmatched WHERE received_at < ?",
+                     (now - UNMATCHED_KEEP,))
+        conn.execute("INSERT INTO sms_report_unmatched (line, mr, delivered, status, scts,"
+                     " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (line, mr, int(delivered), status, scts, now))
         return None
-    mid, seq = row[0], row[1]
-    if not final:
-        return None
+    return _settle(conn, row[0], row[1], mr, delivered, status, now, scts)
+
+
+def _settle(conn, mid: int, seq: int, mr: int, delivered: bool, status: int, now: float,
+            scts: float | None) -> ReportResult:
     pstate = State.DELIVERED if delivered else State.FAILED
-    conn.execute("UPDATE sms_part SET state = ?, status = ?, done_at = ?, mr = ?,"
-                 " sent_at = COALESCE(sent_at, ?) WHERE message_id = ? AND seq = ?",
-                 (pstate.value, status, now, mr, now, mid, seq))
-    mstate, total, delivered = _combine(conn, mid, now)
+    conn.execute("UPDATE sms_part SET state = ?, status = ?, done_at = ?, mr = ?, report_scts = ?,"
+                 " sent_at = COALESCE(sent_at, claimed_at, ?) WHERE message_id = ? AND seq = ?",
+                 (pstate.value, status, now, mr, scts, now, mid, seq))
+    mstate, total, ndelivered = _combine(conn, mid, now)
     msg = conn.execute("SELECT source, source_ref, report FROM sms_message WHERE id = ?",
                        (mid,)).fetchone()
-    return ReportResult(mid, seq, pstate, mstate, total, delivered, msg[0], msg[1], bool(msg[2]))
+    return ReportResult(mid, seq, pstate, mstate, total, ndelivered, msg[0], msg[1], bool(msg[2]))
+
+
+def _apply_unmatched(conn, mid: int, seq: int, line: int, mr: int, now: float) -> None:
+    """The part was just recorded as sent: a kept report for its line/TP-MR that came
+    after the part was claimed is its report (an older one belongs to someone else)."""
+    claimed = conn.execute(
+        "SELECT COALESCE(p.claimed_at, m.updated_at) FROM sms_part p JOIN sms_message m"
+        " ON m.id = p.message_id WHERE p.message_id = ? AND p.seq = ?", (mid, seq)).fetchone()
+    if claimed is None:
+        return
+    row = conn.execute(
+        "SELECT id, delivered, status, scts FROM sms_report_unmatched WHERE line = ? AND mr = ?"
+        " AND received_at >= ? ORDER BY received_at DESC LIMIT 1",
+        (line, mr, claimed[0])).fetchone()
+    if row is None:
+        return
+    conn.execute("DELETE FROM sms_report_unmatched WHERE id = ?", (row[0],))
+    _settle(conn, mid, seq, mr, bool(row[1]), row[2], now, row[3])
 
 
 def _combine(conn, mid: int, now: float) -> tuple[State | None, int, int]:

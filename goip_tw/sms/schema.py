@@ -4,7 +4,11 @@
 parts it has); ``sms_part`` one row per part with the module's message reference
 (TP-MR) recorded in the same transaction that moves the part to ``sent``.
 ``expected_mr`` is written when a part is claimed so that, after a crash, the SIM's
-"last used TP-MR" (EF_SMSS, 3GPP TS 31.102 §4.2.28) tells whether the module sent it.
+"last used TP-MR" (EF_SMSS, 3GPP TS 31.102 §4.2.28) tells whether the module sent it;
+``claimed_at`` dates that claim (the best estimate of the send time for a part that
+recovery records as sent), ``report_scts`` the report that settled the part (a
+report read again from the SIM is recognised by it).  ``sms_report_unmatched`` keeps
+a status report that came before its part was known, until that part is recorded.
 
 ``sms_history`` is the inbox/outbox of F-506 shared with the received-SMS side
 (goip_tw/sms/inbound.py): direction 'in' or 'out', newest first per line.
@@ -98,5 +102,19 @@ ALTER TABLE sms_message ADD COLUMN not_before REAL NOT NULL DEFAULT 0
 """),
     (105, "sms status reports also look up parts still sending by expected TP-MR", """
 CREATE INDEX sms_part_expected ON sms_part (line, expected_mr, state)
+"""),
+    (106, "sms status reports kept until their part is known; claim and report times", """
+ALTER TABLE sms_part ADD COLUMN claimed_at REAL;
+ALTER TABLE sms_part ADD COLUMN report_scts REAL;
+CREATE TABLE sms_report_unmatched (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line INTEGER NOT NULL,
+    mr INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    scts REAL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX sms_report_unmatched_mr ON sms_report_unmatched (line, mr)
 """),
 ]
