@@ -264,7 +264,7 @@ class Session(SessionCore):
         self.leg_taps: list[Callable[[bytes], None]] = []
         self.one_way = OneWayAudio()
         self._sub = None
-        self._up: bytes | None = None  # this period's line frame, from send to receive
+        self._up: bytes | None = None  # the last line frame read (the meter's, in receive)
 
     @property
     def idle(self) -> bool:

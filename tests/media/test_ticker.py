@@ -329,12 +329,13 @@ def test_stopping_the_media_service_leaves_no_reader():
     assert open_timerfds() == baseline
 
 
-def test_when_behind_sends_go_first_and_receives_follow_before_the_next_send():
+def test_when_behind_sends_go_first_and_receives_follow_in_order():
     clock = task.Clock()
     t = Ticker(clock, now=clock.seconds)
     order = []
+    waiting = []  # receive phases waiting when each send ran
     for i in range(t.slots):
-        t.subscribe(lambda i=i: order.append(("send", i)),
+        t.subscribe(lambda i=i: (order.append(("send", i)), waiting.append(len(t._deferred))),
                     after=lambda i=i: order.append(("recv", i)))
     clock.advance(0)          # slot 0 on time: its receive right after its send
     assert order == [("send", 0), ("recv", 0)]
@@ -342,12 +343,46 @@ def test_when_behind_sends_go_first_and_receives_follow_before_the_next_send():
     clock.advance(0.0055)     # the reactor was away: slots 1-5 are all due now
     # every send of the backlog first, then the receives in slot order
     assert order == [("send", i) for i in range(1, 6)] + [("recv", i) for i in range(1, 6)]
-    # a long stall: receives never wait past a member's own next send
+    # a long stall (2.5 periods): the sends of every due slot run first; the
+    # receives wait, at most receive_backlog of them, and none is lost or reordered
     del order[:]
+    del waiting[:]
     clock.advance(0.050)
+    assert max(waiting) == t.receive_backlog == 2 * t.slots
     for i in range(t.slots):
-        sends_i = [n for n, e in enumerate(order) if e == ("send", i)]
-        recvs_i = [n for n, e in enumerate(order) if e == ("recv", i)]
-        for s_prev, s_next in zip(sends_i, sends_i[1:]):
-            assert any(s_prev < r < s_next for r in recvs_i)
+        mine = [e for e in order if e[1] == i]
+        sends = [k for k, e in enumerate(mine) if e[0] == "send"]
+        recvs = [k for k, e in enumerate(mine) if e[0] == "recv"]
+        assert len(sends) == len(recvs)  # every period handled on both sides
+        # the n-th receive follows the n-th send
+        assert all(r > s for s, r in zip(sends, recvs))
+    # caught up: on time again, each slot's receive right after its send
+    del order[:]
+    clock.advance(t.step)
+    assert order == [("send", order[0][1]), ("recv", order[0][1])]
+    assert not t._deferred
     t.close()
+
+
+def test_an_overloaded_core_never_starves_the_receive_side():
+    """Every slot late (its work takes longer than the slot): receives run
+    anyway once receive_backlog wait, one slot's worth per slot."""
+    clock = task.Clock()
+    elapsed = [0.0]  # the work itself moves time: each send takes 1.5 slots
+    t = Ticker(clock, now=lambda: elapsed[0], slots=1, max_catch_up=10 ** 6)
+    counts = {"send": 0, "recv": 0}
+    most_waiting = []
+
+    def slow_send():
+        counts["send"] += 1
+        elapsed[0] += 1.5 * t.step
+        most_waiting.append(counts["send"] - counts["recv"])
+        if counts["send"] == 300:
+            t.close()  # the only way out: the ticker never gets ahead again
+
+    t.subscribe(slow_send, after=lambda: counts.__setitem__("recv", counts["recv"] + 1))
+    clock.advance(0)
+    assert counts["send"] == 300
+    # once receive_backlog wait, each slot runs one: the backlog stays bounded
+    assert max(most_waiting) == t.receive_backlog + 1
+    assert counts["recv"] >= 300 - t.receive_backlog - 1
