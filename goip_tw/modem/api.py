@@ -68,7 +68,7 @@ from twisted.logger import Logger
 
 from goip_tw.modem import at, gsm7, model
 from goip_tw.modem.calls import CallsMixin
-from goip_tw.modem.drivers import Driver, NotSupported, select_driver
+from goip_tw.modem.drivers import Driver, NotSupported, select_driver, vendor_urcs
 from goip_tw.modem.drivers.base import ACT_GENERATION, split_fields, unquote
 from goip_tw.modem.smsrx import SmsMixin
 
@@ -197,6 +197,9 @@ class Modem(CallsMixin, SmsMixin):
         yield self.engine.resync()
         yield self._try("ATE0", kind="quick")
         yield self._try("ATE0", kind="quick")  # the first may have been eaten by a booting module
+        # A boot URC arriving between AT+CGMI and its answer would otherwise become the
+        # manufacturer (generic driver: no DTMF detection, vendor URCs unknown).
+        self.engine.register_urcs(vendor_urcs())
         ident = yield self.read_identity()
         self.driver = select_driver(ident.manufacturer, ident.model,
                                     self.forced_driver if self.forced_driver != "auto" else None)

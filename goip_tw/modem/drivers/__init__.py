@@ -12,7 +12,7 @@ DRIVERS: dict[str, type[Driver]] = {
     "simcom": Simcom, "huawei": Huawei,
 }
 
-__all__ = ["Driver", "NotSupported", "DRIVERS", "select_driver"]
+__all__ = ["Driver", "NotSupported", "DRIVERS", "select_driver", "vendor_urcs"]
 
 
 def select_driver(manufacturer: str, model_name: str, forced: str | None = None) -> Driver:
@@ -26,3 +26,13 @@ def select_driver(manufacturer: str, model_name: str, forced: str | None = None)
         if cls.matches(manufacturer or "", model_name or ""):
             return cls()
     return Driver()
+
+
+def vendor_urcs() -> dict[str, bool]:
+    """Every driver's URCs.  Before the vendor is known a module's boot URCs (SIMCom
+    ``SMS DONE``/``PB DONE``, Huawei ``^SYSSTART``) can cross our identity commands
+    on the wire; recognised as URCs they are not taken for an answer."""
+    out: dict[str, bool] = {}
+    for cls in DRIVERS.values():
+        out.update(cls.urcs)
+    return out
