@@ -779,26 +779,30 @@ cdef class Subscription:
         self.session = session
 
 
+cdef int _run_member(Subscription sub, bint after_phase) except -1:
+    """One member's phase, guarded: 1 when it raised."""
+    if not sub.active:
+        return 0
+    try:
+        if sub.session is not None:
+            if after_phase:
+                sub.session._tick_receive()
+            else:
+                sub.session._tick_send()
+            return 0
+        fn = sub.after if after_phase else sub.callback
+        if fn is not None:
+            fn()
+    except Exception:
+        log.failure("media tick callback failed")
+        return 1
+    return 0
+
+
 cdef int _run_phase(tuple members, bint after_phase) except -1:
     cdef int errors = 0
-    cdef Subscription sub
     for member in members:
-        sub = <Subscription?>member
-        if not sub.active:
-            continue
-        try:
-            if sub.session is not None:
-                if after_phase:
-                    sub.session._tick_receive()
-                else:
-                    sub.session._tick_send()
-                continue
-            fn = sub.after if after_phase else sub.callback
-            if fn is not None:
-                fn()
-        except Exception:
-            errors += 1
-            log.failure("media tick callback failed")
+        errors += _run_member(<Subscription?>member, after_phase)
     return errors
 
 
@@ -830,6 +834,7 @@ cdef class TickerCore:
     cdef public int receive_backlog  # receive phases that may wait while sends are due
     cdef public long long _n, _count, ticks, skipped, errors, _lateness_max
     cdef public bint _pending
+    cdef public Py_ssize_t _head     # members of _deferred[0] whose receive already ran
     cdef bint _mono                  # ``now`` is time.monotonic: read the clock from C
 
     cdef double _now(self) except? -1.0:
@@ -864,13 +869,24 @@ cdef class TickerCore:
         if timed:
             self.slot_cpu.append(_clock(CLOCK_THREAD_CPUTIME_ID) - cpu0)
 
+    cdef int _receive_one(self) except -1:
+        """The receive phase of the oldest waiting member."""
+        cdef tuple head = <tuple>self._deferred[0]
+        cdef Py_ssize_t i = self._head
+        self._head = i + 1
+        if i < len(head):
+            self.errors += _run_member(<Subscription?>head[i], True)
+        if self._deferred and self._deferred[0] is head and self._head >= len(head):
+            self._deferred.pop(0)
+            self._head = 0
+        return 0
+
     cdef int _fire_slot(self) except -1:
         cdef double now = self._now()
         cdef double deadline = self._epoch + self._n * self.step
         cdef double late = now - deadline
         cdef long long behind = <long long>(late / self.period)
         cdef tuple members
-        cdef list deferred
         cdef double next_deadline
         cdef bint record
         cdef int i
@@ -890,14 +906,14 @@ cdef class TickerCore:
         # slot is not yet due.  When the core was slow, the sends catch up
         # first and the receives follow in order; more than receive_backlog
         # waiting (the core is overloaded, not slow for a moment) run at once.
-        deferred = self._deferred
-        deferred.append(members)
-        while len(deferred) > self.receive_backlog:
-            self.errors += _run_phase(<tuple>deferred.pop(0), True)
+        self._deferred.append(members)
+        while len(self._deferred) > self.receive_backlog:
+            self._receive_one()
+        # member by member: the next slot's wake-up waits for one receive at most
         next_deadline = self._epoch + self._n * self.step
-        while deferred and self._now() < next_deadline:
-            self.errors += _run_phase(<tuple>deferred.pop(0), True)
-        if record and not deferred:
+        while self._deferred and self._now() < next_deadline:
+            self._receive_one()
+        if record and not self._deferred:
             self.slot_end.append(self._now() - deadline)
         self.ticks += 1
         # a callback that left as the last member and came back (or a new

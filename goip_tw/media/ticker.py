@@ -198,6 +198,7 @@ class Ticker(TickerCore):
         """No members left: no more wake-ups, and no reader or fd left behind."""
         self._pending = False
         self._deferred = []
+        self._head = 0
         if self._call is not None:
             if self._call.active():
                 self._call.cancel()

@@ -386,3 +386,27 @@ def test_an_overloaded_core_never_starves_the_receive_side():
     # once receive_backlog wait, each slot runs one: the backlog stays bounded
     assert max(most_waiting) == t.receive_backlog + 1
     assert counts["recv"] >= 300 - t.receive_backlog - 1
+
+
+def test_a_wakeup_waits_for_one_receive_at_most():
+    """Waiting receive phases run member by member while the next slot is not
+    due, so after a stall each wake-up is late by one member's receive at most."""
+    clock = task.Clock()
+    t = Ticker(clock, now=clock.seconds, slots=4)
+    cost = 0.15 * t.step
+
+    def receive():
+        clock.advance(cost)  # the work takes time (nothing else is due meanwhile)
+
+    for _ in range(8):  # two per slot
+        t.subscribe(lambda: None, after=receive)
+    clock.advance(0)
+    t.take_lateness()
+    clock.advance(3 * t.step)  # a stall: three slots fall due at once
+    for _ in range(40):  # then the reactor is back: woken exactly when asked
+        due = clock.getDelayedCalls()[0].getTime()
+        clock.advance(max(0.0, due - clock.seconds()))
+    wake, _ = t.take_lateness()
+    assert wake[0] >= 2 * t.step  # the stall
+    assert max(wake[3:]) <= cost + 1e-9  # whole slots of receives would be 2 x cost
+    t.close()
