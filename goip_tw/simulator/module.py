@@ -219,6 +219,7 @@ class SimulatedModule(AtInterpreter):
         self._power_down("module unplugged")
         self.timers.cancel_all()
         ports = [p for p in (self.at_port, self.audio_port) if p is not None]
+        self._unlink(ports)
         self.network.module_changed(self, "unplugged")
         return ports
 
@@ -257,6 +258,22 @@ class SimulatedModule(AtInterpreter):
                 os.symlink(path, link)
             except OSError as exc:
                 log.warn("simulator cannot link {link}: {error}", link=link, error=exc)
+
+    def _unlink(self, ports) -> None:
+        """An unplugged device's by-id names vanish (udev does this).  A name left
+        behind points at a pty number the kernel hands to the next pty opened on the
+        machine, another simulator's module even, and a client polling the name
+        would open that stranger's port and read its answers."""
+        if not self.link_dir:
+            return
+        paths = {p.path for p in ports}
+        for kind in ("at", "audio"):
+            link = os.path.join(self.link_dir, f"module{self.number}-{kind}")
+            try:
+                if os.readlink(link) in paths:
+                    os.unlink(link)
+            except OSError:
+                pass
 
     def _boot(self) -> None:
         self.settings = Settings()

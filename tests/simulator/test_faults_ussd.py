@@ -126,6 +126,19 @@ def test_link_dir_keeps_stable_names(sim, tmp_path):
     assert os.path.realpath(tmp_path / "module1-audio") == module.audio_path
 
 
+def test_unplug_removes_stable_names(sim, tmp_path):
+    """A name left pointing at a closed pty would open whatever pty the kernel
+    numbers alike next (another module's, another process's)."""
+    s = sim(modules=1, link_dir=str(tmp_path))
+    module = s.network.modules[0]
+    module.unplug()
+    assert not os.path.lexists(tmp_path / "module1-at")
+    assert not os.path.lexists(tmp_path / "module1-audio")
+    module.start()
+    assert os.path.realpath(tmp_path / "module1-at") == module.at_path
+    assert os.path.realpath(tmp_path / "module1-audio") == module.audio_path
+
+
 def test_operator_change_and_signal_events(sim):
     s, (c,) = ready(sim)
     module = s.network.modules[0]
