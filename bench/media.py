@@ -117,7 +117,8 @@ int main(int argc, char **argv) {
 
 C_BRIDGE = r"""
 /* The machine's floor for bridged calls: the same work per call and the same
-   20 ms / 20-slot timerfd schedule as the gateway, in plain C.  Per call per
+   20 ms / 20-slot timerfd schedule as the gateway (receive phases wait for
+   the sends the same way), in plain C.  Per call per
    tick: encode 20 ms (G.711 table, or bcg729 when built with -DWITH_G729),
    send one RTP packet, drain the socket with recvmmsg, decode what came back
    and take its energy.  Prints one JSON line like the Python child. */
@@ -141,6 +142,7 @@ C_BRIDGE = r"""
 #include <bcg729/decoder.h>
 #endif
 #define SLOTS 20
+#define BACKLOG (2 * SLOTS)
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void *a, const void *b) { double d = *(const double *)a - *(const double *)b; return d < 0 ? -1 : d > 0; }
 static uint8_t enc[65536]; static int16_t dec[256];
@@ -178,6 +180,7 @@ int main(int argc, char **argv) {
     double *late = malloc(cap * sizeof(double));
     long sent = 0, recvd = 0, sent0 = 0, recv0 = 0; struct rusage r0, r1; int measuring = 0;
     static uint8_t rbuf[16][2048]; struct mmsghdr msgs[16]; struct iovec iov[16];
+    long rk = 0; int ri = 0;  /* oldest slot whose receive phase is not done, next member in it */
     for (long k = 0;; k++) {
         double deadline = epoch + k * step;
         struct itimerspec its = {0}; its.it_value.tv_sec = (time_t)deadline; its.it_value.tv_nsec = (long)((deadline - (time_t)deadline) * 1e9);
@@ -199,19 +202,28 @@ int main(int argc, char **argv) {
             if (sendto(c->fd, pkt, 12 + plen, 0, (struct sockaddr *)&far, sizeof far) > 0) sent++;
         }
         if (measuring && nlate < cap) late[nlate++] = now() - deadline;
-        for (int i = slot; i < n; i += SLOTS) {            /* receive phase */
-            call_t *c = &calls[i];
-            for (int j = 0; j < 16; j++) { iov[j].iov_base = rbuf[j]; iov[j].iov_len = 2048; memset(&msgs[j].msg_hdr, 0, sizeof(struct msghdr)); msgs[j].msg_hdr.msg_iov = &iov[j]; msgs[j].msg_hdr.msg_iovlen = 1; }
-            int got = recvmmsg(c->fd, msgs, 16, MSG_DONTWAIT, NULL);
-            for (int m = 0; m < got; m++) {
-                int16_t out[160]; int len = msgs[m].msg_len - 12; if (len <= 0) continue; recvd++;
+        /* receive phases as the gateway's ticker runs them: oldest slot first,
+           member by member while the next slot is not due, at most BACKLOG
+           slots waiting */
+        double next = epoch + (k + 1) * step;
+        while (rk <= k) {
+            if (k + 1 - rk <= BACKLOG && now() >= next) break;
+            if (ri < n) {
+                call_t *c = &calls[ri];
+                for (int j = 0; j < 16; j++) { iov[j].iov_base = rbuf[j]; iov[j].iov_len = 2048; memset(&msgs[j].msg_hdr, 0, sizeof(struct msghdr)); msgs[j].msg_hdr.msg_iov = &iov[j]; msgs[j].msg_hdr.msg_iovlen = 1; }
+                int got = recvmmsg(c->fd, msgs, 16, MSG_DONTWAIT, NULL);
+                for (int m = 0; m < got; m++) {
+                    int16_t out[160]; int len = msgs[m].msg_len - 12; if (len <= 0) continue; recvd++;
 #ifdef WITH_G729
-                bcg729Decoder(c->d, rbuf[m] + 12, 10, 0, 0, 0, out); bcg729Decoder(c->d, rbuf[m] + 22, 10, 0, 0, 0, out + 80);
+                    bcg729Decoder(c->d, rbuf[m] + 12, 10, 0, 0, 0, out); bcg729Decoder(c->d, rbuf[m] + 22, 10, 0, 0, 0, out + 80);
 #else
-                for (int j = 0; j < len && j < 160; j++) out[j] = dec[rbuf[m][12 + j]];
+                    for (int j = 0; j < len && j < 160; j++) out[j] = dec[rbuf[m][12 + j]];
 #endif
-                double e = 0; for (int j = 0; j < 160; j++) e += (double)out[j] * out[j]; c->energy = e / 160;
+                    double e = 0; for (int j = 0; j < 160; j++) e += (double)out[j] * out[j]; c->energy = e / 160;
+                }
+                ri += SLOTS;
             }
+            if (ri >= n) { rk++; ri = (int)(rk % SLOTS); }
         }
     }
     getrusage(RUSAGE_SELF, &r1);
@@ -476,7 +488,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         reactor.callLater(1.0, measure_start)
 
     def measure_start():
-        ticker.take_lateness()
+        ticker.take_samples()
         del slot_cpu[:]
         result["t0"] = time.monotonic()
         result["ru0"] = resource.getrusage(resource.RUSAGE_SELF)
@@ -489,7 +501,8 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
         wall = time.monotonic() - result["t0"]
         ru = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (ru.ru_utime - result["ru0"].ru_utime) + (ru.ru_stime - result["ru0"].ru_stime)
-        late, done = ticker.take_lateness()
+        late, done, received = ticker.take_samples()
+        received.sort()
         steady, disturbed = steady_samples(done, late, slot_cpu)
         steady.sort()
         late.sort()
@@ -504,6 +517,7 @@ def calls_child(n: int, codec_name: str, seconds: float, core: int, reflector_po
             "sys_share": ((ru.ru_stime - result["ru0"].ru_stime) / cpu) if cpu else 0.0,
             "cpu_per_call_us_per_packet": cpu / max(1, sent) * 1e6,
             "p99_wake_ms": pick(late, 0.99), "p99_send_ms": pick(done, 0.99),
+            "p99_receive_ms": pick(received, 0.99),
             "max_send_ms": pick(done, 1.0),
             "p99_send_steady_ms": pick(steady, 0.99), "disturbed_pct": disturbed,
             "sent_ratio": sent / expected,
@@ -633,7 +647,8 @@ def bench_calls(quick: bool, pin: bool, tmp: str):
                 if res is not None:
                     line += (f" cpu {res['cpu'] * 100:5.1f}% (sys {res['sys_share'] * 100:.0f}%)"
                              f"  p99 send {res['p99_send_ms']:.2f} ms (wake "
-                             f"{res['p99_wake_ms']:.2f}, max {res['max_send_ms']:.1f})  sent "
+                             f"{res['p99_wake_ms']:.2f}, max {res['max_send_ms']:.1f}; receive "
+                             f"{res['p99_receive_ms']:.1f})  sent "
                              f"{res['sent_ratio']:.3f} recv {res['recv_ratio']:.3f}  core slow "
                              f"{res['slow_pct']:.1f}%  steady-core p99 send "
                              f"{res['p99_send_steady_ms']:.2f} ms ({res['disturbed_pct']:.0f}% "
@@ -702,6 +717,8 @@ def bench_calls(quick: bool, pin: bool, tmp: str):
                     f"{ours / c_calls:.2f}", "x")
             if good is not None:
                 out(f"bridged_{tag}_p99_send_lateness", f"{good['p99_send_ms']:.2f}", "ms")
+                out(f"bridged_{tag}_p99_receive_lateness", f"{good['p99_receive_ms']:.2f}",
+                    "ms (slot deadline -> its receive phase done: frames to the line)")
                 out(f"bridged_{tag}_cpu_per_call", f"{good['cpu'] / good['calls'] * 100:.3f}",
                     "% of a core")
                 out(f"bridged_{tag}_cpu_per_packet", f"{good['cpu_per_call_us_per_packet']:.1f}",

@@ -826,7 +826,7 @@ cdef class TickerCore:
     a core before any call was served.  The subclass keeps membership, start
     and stop; the fields keep the names the Python ticker had."""
 
-    cdef public object clock, now, _members, _deferred, _call, _waker
+    cdef public object clock, now, _members, _deferred, _deferred_at, _call, _waker
     cdef public object lateness, completion, slot_end
     cdef public object slot_cpu      # None, or a list: CPU seconds of each slot (bench)
     cdef public double period, step, _epoch
@@ -879,50 +879,70 @@ cdef class TickerCore:
         if self._deferred and self._deferred[0] is head and self._head >= len(head):
             self._deferred.pop(0)
             self._head = 0
+            at = self._deferred_at.pop(0)
+            if len(self.slot_end) < self._lateness_max:
+                self.slot_end.append(self._now() - <double>at)
         return 0
 
     cdef int _fire_slot(self) except -1:
-        cdef double now = self._now()
-        cdef double deadline = self._epoch + self._n * self.step
-        cdef double late = now - deadline
-        cdef long long behind = <long long>(late / self.period)
+        cdef double now = self._now(), deadline, late, next_deadline
+        cdef long long behind, nxt
         cdef tuple members
-        cdef double next_deadline
         cdef bint record
-        cdef int i
-        if behind > self.max_catch_up:
-            self._n += behind * self.slots
-            self.skipped += behind
-            log.warn("media ticker fell {n} periods behind; skipping ahead", n=behind)
-        if len(self.lateness) < self._lateness_max:
-            self.lateness.append(late)
-        members = tuple(self._members[self._n % self.slots])
-        self._n += 1
-        self.errors += _run_phase(members, False)
-        record = len(self.completion) < self._lateness_max
-        if record:
-            self.completion.append(self._now() - deadline)
-        # Sends first: receive phases run, oldest first, only while the next
-        # slot is not yet due.  When the core was slow, the sends catch up
-        # first and the receives follow in order; more than receive_backlog
-        # waiting (the core is overloaded, not slow for a moment) run at once.
-        self._deferred.append(members)
-        while len(self._deferred) > self.receive_backlog:
-            self._receive_one()
-        # member by member: the next slot's wake-up waits for one receive at most
-        next_deadline = self._epoch + self._n * self.step
+        cdef int ran = 0
+        # Sends first: the sends of every slot that is due run back to back
+        # (at most a period's worth per wake-up), without a trip through the
+        # reactor for each; receive phases run afterwards, oldest first, only
+        # while the next slot is not yet due.  When the core was slow, the
+        # sends catch up first and the receives follow in order; more than
+        # receive_backlog waiting (the core is overloaded, not slow for a
+        # moment) run at once.
+        while True:
+            deadline = self._epoch + self._n * self.step
+            late = now - deadline
+            behind = <long long>(late / self.period)
+            if behind > self.max_catch_up:
+                self._n += behind * self.slots
+                self.skipped += behind
+                log.warn("media ticker fell {n} periods behind; skipping ahead", n=behind)
+            if len(self.lateness) < self._lateness_max:
+                self.lateness.append(late)
+            members = tuple(self._members[self._n % self.slots])
+            self._n += 1
+            self.errors += _run_phase(members, False)
+            record = len(self.completion) < self._lateness_max
+            if record:
+                self.completion.append(self._now() - deadline)
+            self._deferred.append(members)
+            self._deferred_at.append(deadline)
+            self.ticks += 1
+            ran += 1
+            while len(self._deferred) > self.receive_backlog:
+                self._receive_one()
+            # a callback that left as the last member and came back (or a new
+            # first member) has started a new spell with its own wake-up armed
+            if not self._count or self._pending or ran >= self.slots:
+                break
+            nxt = self._next_busy_slot()
+            now = self._now()
+            if now < self._epoch + nxt * self.step:
+                break
+            self._n = nxt
+        # member by member: the next wake-up waits for one receive at most
+        next_deadline = self._epoch + self._next_busy_slot() * self.step
         while self._deferred and self._now() < next_deadline:
             self._receive_one()
-        if record and not self._deferred:
-            self.slot_end.append(self._now() - deadline)
-        self.ticks += 1
-        # a callback that left as the last member and came back (or a new
-        # first member) has started a new spell with its own wake-up armed
         if self._count and not self._pending:
-            # jump over empty slots so idle phases cost no wake-ups
-            for i in range(self.slots - 1):
-                if self._members[self._n % self.slots]:
-                    break
-                self._n += 1
+            self._n = self._next_busy_slot()  # idle phases cost no wake-ups
             self._schedule()
         return 0
+
+    cdef long long _next_busy_slot(self) except -1:
+        """Index of the next slot with members (at most a period ahead)."""
+        cdef long long n = self._n
+        cdef int i
+        for i in range(self.slots - 1):
+            if self._members[n % self.slots]:
+                break
+            n += 1
+        return n

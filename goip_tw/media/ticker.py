@@ -24,7 +24,8 @@ moment) the oldest run at once, so the receive side is never starved.  A
 receive phase that runs after its member's next send still handles one
 period: one frame popped from the jitter buffer, one written to the line.
 ``lateness`` records how late a slot woke, ``completion`` when its sends were
-done and ``slot_end`` when all its work was, each against the slot deadline.
+done and ``slot_end`` when its receive phase was, each against the slot
+deadline (``slot_end`` shows how long receives waited for the sends).
 
 How it wakes: on a real reactor (``IReactorFDSet``) on Linux with the default
 ``time.monotonic`` clock, through a timerfd armed at the absolute deadline
@@ -123,6 +124,7 @@ class Ticker(TickerCore):
         self._waker: _TimerWaker | None = None  # the timerfd reader while running
         self._pending = False  # a wake-up is armed
         self._deferred: list[tuple[Subscription, ...]] = []  # receive phases waiting
+        self._deferred_at: list[float] = []  # ... and their slots' deadlines
         self._epoch = 0.0
         self._n = 0  # index of the next slot deadline since epoch
         self.ticks = 0
@@ -130,7 +132,7 @@ class Ticker(TickerCore):
         self.errors = 0
         self.lateness: list[float] = []
         self.completion: list[float] = []  # deadline -> end of the slot's send phase
-        self.slot_end: list[float] = []    # deadline -> end of all the slot's work
+        self.slot_end: list[float] = []    # deadline -> end of the slot's receive phase
         self._lateness_max = lateness_samples
         self.slot_cpu = None  # a list to have each slot's CPU time recorded (bench)
 
@@ -198,6 +200,7 @@ class Ticker(TickerCore):
         """No members left: no more wake-ups, and no reader or fd left behind."""
         self._pending = False
         self._deferred = []
+        self._deferred_at = []
         self._head = 0
         if self._call is not None:
             if self._call.active():
