@@ -8,6 +8,7 @@ and the store closes only after everything that writes to it has stopped.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -24,6 +25,9 @@ from goip_tw.store.eventlog import EventLog
 from goip_tw.store.sqlite import SqliteStore
 
 #: (name, module providing build_service(gateway)); order = start order.
+#: after this long the subsystems have built what they keep (see freeze_startup_objects)
+STARTUP_SETTLE_SECONDS = 10.0
+
 SUBSYSTEMS = (
     ("simulator", "goip_tw.simulator.service"),
     ("modems", "goip_tw.modem.service"),
@@ -76,6 +80,7 @@ class GatewayService(service.MultiService):
         self.data_dir = data_dir
         self.events = EventBus()
         self.started_at = None
+        self._freeze_call = None  # the pending freeze_startup_objects (a real process only)
         cfg = self.config
         self.store = SqliteStore(os.path.join(data_dir, cfg.store.sqlite_file), reactor=reactor)
         self.event_log = EventLog(self.store)
@@ -165,13 +170,34 @@ class GatewayService(service.MultiService):
                       version=__version__, data_dir=self.data_dir)
         if self.reactor is _global_reactor():
             signal.signal(signal.SIGHUP, lambda *a: self.reactor.callFromThread(self.reload))
+            self._freeze_call = self.reactor.callLater(STARTUP_SETTLE_SECONDS,
+                                                       self.freeze_startup_objects)
         super().startService()
         if self.demo:
             self._announce_demo()
         self.event_log.append("gateway", "started", version=__version__)
 
+    def freeze_startup_objects(self) -> int:
+        """Keep the objects of a started gateway out of every later garbage collection.
+
+        A full collection scans every tracked object, and media waits for it:
+        the idle gateway holds ~70,000 (modules, classes, services), which took
+        ~29 ms per full collection on the test VM, a gap in every call's RTP.
+        Frozen (``gc.freeze``), they are never scanned again; what calls, SMS
+        and requests create later is collected as before.  Returns how many
+        objects were frozen."""
+        gc.collect()
+        gc.freeze()
+        self._freeze_call = None
+        frozen = gc.get_freeze_count()
+        self.log.info("{n} startup objects kept out of garbage collection", n=frozen)
+        return frozen
+
     @defer.inlineCallbacks
     def stopService(self):
+        if self._freeze_call is not None and self._freeze_call.active():
+            self._freeze_call.cancel()
+        self._freeze_call = None
         self.log.info("goip-tw stopping")
         yield self.event_log.append("gateway", "stopping")
         yield super().stopService()

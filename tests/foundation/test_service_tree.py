@@ -1,5 +1,8 @@
 """The service tree: named children, dependency order, reverse stop."""
 
+import gc
+
+import pytest
 import pytest_twisted
 from twisted.application import service
 from twisted.internet import reactor
@@ -39,8 +42,13 @@ def test_children_start_in_order_and_stop_in_reverse(tmp_path, monkeypatch):
     assert [s.name for s in g] == ["store"] + names
     assert g.subsystem("sip").name == "sip" and g.subsystem("store") is g.store
     g.startService()
+    # a real process freezes its startup objects once the subsystems settled
+    assert g._freeze_call.active()
+    assert g._freeze_call.getTime() - reactor.seconds() == pytest.approx(
+        gw.STARTUP_SETTLE_SECONDS, abs=1.0)
     yield g.store.execute("SELECT 1")
     yield g.stopService()
+    assert g._freeze_call is None  # a stopped gateway leaves no pending call
     assert log == [("start", n) for n in names] + [("stop", n) for n in reversed(names)]
     assert not g.store.running  # the store, first to start, closed last
 
@@ -60,3 +68,17 @@ def test_missing_subsystem_module_is_skipped_but_broken_one_is_not(tmp_path, mon
     with pytest.raises(ModuleNotFoundError):
         gw.GatewayService(manager, str(tmp_path), reactor=reactor,
                           subsystems=[("x", "brokenarea.service")])
+
+
+def test_freezing_the_startup_objects_keeps_them_out_of_later_collections(tmp_path):
+    manager = ConfigManager(str(tmp_path / "goip.toml"))
+    g = gw.GatewayService(manager, str(tmp_path), reactor=reactor, subsystems=[])
+    survivor = {"kept": [1, 2, 3]}  # a tracked object that exists before the freeze
+    try:
+        frozen = g.freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() > 0
+        assert not any(o is survivor for o in gc.get_objects())  # no generation holds it
+        assert gc.is_tracked(survivor)
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as usual
+    assert any(o is survivor for o in gc.get_objects())
