@@ -4,8 +4,10 @@ Reception uses the store-and-notify mode of TS 27.005 §3.4.1 (AT+CNMI=2,1,0,2,0
 the module stores each SMS / status report and says ``+CMTI`` / ``+CDSI``.  We read
 it (AT+CMGR / AT+CMGL=4 in PDU mode), hand it to ``sms_handler`` /
 ``report_handler`` and delete the module copy (AT+CMGD) only after the Deferred the
-handler returned has fired.  If the handler fails the copy stays and the next drain
-offers it again.  Already-delivered messages (same IMSI + sender + timestamp +
+handler returned has fired.  If the read (AT+CMGR) or the handler fails, or the delete
+does, the copy stays and that location is read again a few seconds later, the wait
+doubling per failure up to ``retry_max`` (a message that always fails neither spins
+nor holds up the others; the periodic drain offers it too).  Already-delivered messages (same IMSI + sender + timestamp +
 concatenation reference + part) found again are deleted without a second delivery.
 Directly routed ``+CMT`` / ``+CDS`` (a module that ignores our CNMI) are acknowledged
 with AT+CNMA after the handler fired.
@@ -56,6 +58,10 @@ def _message_key(imsi, msg) -> str:
 
 class SmsMixin:
     dedupe_capacity = 4096
+    #: seconds before a location whose read, hand-over or delete failed is read again;
+    #: doubled per failure of that location, at most ``retry_max``
+    retry_delay = 2.0
+    retry_max = 300.0
 
     def __init__(self, reassembly_timeout: float):
         self.sms_handler = None
@@ -65,6 +71,8 @@ class SmsMixin:
         self._reasm = pdu.Reassembler(self.clock, reassembly_timeout, on_timeout=self._partial)
         self._part_locs: dict[tuple, list] = {}
         self._part_keys: dict[tuple, list] = {}
+        self._failures: dict[tuple, int] = {}
+        self._retries: dict[tuple, object] = {}
         self.sms_full = False
 
     # ------------------------------------------------------------------ sending
@@ -93,7 +101,10 @@ class SmsMixin:
         if urc.name in ("+CMTI", "+CDSI"):
             f = split_fields(urc.value)
             if len(f) >= 2 and f[1].isdigit():
-                self._fetch(f[0] or "SM", int(f[1])).addErrback(self._log_failure, "fetch")
+                loc = (f[0] or "SM", int(f[1]))
+                if loc not in self._busy:
+                    self._forget_failures([loc])  # a new message: the index was free
+                self._fetch(*loc).addErrback(self._log_failure, "fetch")
             return True
         if urc.name in ("+CMT", "+CDS"):
             if urc.pdu:
@@ -117,15 +128,54 @@ class SmsMixin:
         self._busy.add(loc)
         try:
             resp = yield self._in_storage(storage, f"AT+CMGR={index}")
-            lines = list(resp.lines)
-            pdu_line = next((ln for ln in lines if not ln.startswith("+CMGR")), None)
-            if pdu_line is None:
-                self._busy.discard(loc)
+        except at.CmsError as exc:
+            self._busy.discard(loc)
+            if exc.code == 321:  # invalid memory index: nothing stored there (any more)
+                self._forget_failures([loc])
                 return
+            self._retry_later([loc])
+            raise
+        except at.AtError:
+            self._busy.discard(loc)
+            self._retry_later([loc])
+            raise
         except Exception:
             self._busy.discard(loc)
             raise
+        pdu_line = next((ln for ln in resp.lines if not ln.startswith("+CMGR")), None)
+        if pdu_line is None:
+            self._busy.discard(loc)
+            self._forget_failures([loc])
+            return
         yield self._process(pdu_line, [loc])
+
+    def _retry_later(self, locs):
+        """Read ``locs`` again soon instead of at the next periodic drain (which only
+        sees "SM"); one timer per location, its wait doubling with each failure."""
+        if not self.engine.connected:
+            return  # sms_lost() ran: a new port starts with a drain
+        for loc in locs:
+            if loc[0] == "direct":
+                continue  # not stored: nothing to read again
+            n = self._failures[loc] = self._failures.get(loc, 0) + 1
+            timer = self._retries.get(loc)
+            if timer is not None and timer.active():
+                continue
+            delay = min(self.retry_delay * 2 ** min(n - 1, 20), self.retry_max)
+            log.info("{name}: SMS at {loc} read again in {delay}s (failure {n})",
+                     name=self.name, loc=loc, delay=delay, n=n)
+            self._retries[loc] = self.clock.callLater(delay, self._retry, loc)
+
+    def _retry(self, loc):
+        self._retries.pop(loc, None)
+        self._fetch(*loc).addErrback(self._log_failure, "retry")
+
+    def _forget_failures(self, locs):
+        for loc in locs:
+            self._failures.pop(loc, None)
+            timer = self._retries.pop(loc, None)
+            if timer is not None and timer.active():
+                timer.cancel()
 
     def _in_storage(self, storage: str, command: str):
         """Run ``command`` against memory ``storage``.  For anything but "SM" the three
@@ -249,6 +299,7 @@ class SmsMixin:
             log.failure("{name}: handler refused {kind}; it stays on the module",
                         name=self.name, kind=type(event).__name__)
             self._release(locs)
+            self._retry_later(locs)
             return
         for k in (key, *part_keys):
             self._seen[k] = None
@@ -262,6 +313,9 @@ class SmsMixin:
 
     @defer.inlineCallbacks
     def _delete(self, locs):
+        """Delete the module copies (AT+CNMA for a direct one).  A copy whose delete
+        failed is read again later; being in ``_seen`` it is then only deleted."""
+        left = [loc for loc in locs if loc[0] != "direct"]
         try:
             for storage, index in locs:
                 if storage == "direct":
@@ -272,15 +326,21 @@ class SmsMixin:
                 except at.CmsError as exc:
                     log.warn("{name}: AT+CMGD={index} failed: {err}", name=self.name,
                              index=index, err=exc.result)
+                    continue
+                left.remove((storage, index))
         finally:
             self._release(locs)
+            self._forget_failures([loc for loc in locs if loc not in left])
+            self._retry_later(left)
 
     def sms_lost(self):
         self._busy.clear()
         self._part_locs.clear()
         self._part_keys.clear()
+        self._forget_failures(list(self._failures) + list(self._retries))
 
     def stop_sms(self):
+        self._forget_failures(list(self._failures) + list(self._retries))
         self._reasm.on_timeout = None
         self._reasm.flush()
         self._reasm.on_timeout = self._partial
