@@ -30,8 +30,11 @@ def select_driver(manufacturer: str, model_name: str, forced: str | None = None)
 
 def vendor_urcs() -> dict[str, bool]:
     """Every driver's URCs.  Before the vendor is known a module's boot URCs (SIMCom
-    ``SMS DONE``/``PB DONE``, Huawei ``^SYSSTART``) can cross our identity commands
-    on the wire; recognised as URCs they are not taken for an answer."""
+    ``SMS DONE``/``PB DONE``/``Call Ready``/``+STIN: 25``, Quectel ``+QUSIM: 1``/
+    ``+QIND: SMS DONE``, Huawei ``^SYSSTART``/``^SIMST: 1``) can cross our identity
+    commands on the wire; recognised as URCs they are not taken for an answer.  Only
+    whole lines (bare URCs) or the name before a colon match, so an answer such as
+    ``SIMCOM INCORPORATED`` or ``Quectel`` is never one."""
     out: dict[str, bool] = {}
     for cls in DRIVERS.values():
         out.update(cls.urcs)

@@ -4,7 +4,7 @@ Source: Huawei "ME909s Series LTE Module AT Command Interface Specification" and
 "MU709 AT Command Interface Specification": AT^CVOICE (voice over the USB PCM port;
 ^CVOICE? reports mode,rate,bits,period), AT^DDSETEX=2 (DTMF through the voice port),
 call URCs ^ORIG / ^CONF / ^CONN / ^CEND:<id>,<duration>,<end_status>[,<cc_cause>],
-^RSSI:<rssi>, AT^ICCID?, AT^SYSINFOEX (sysmode 1 GSM, 3 WCDMA, 4 TD-SCDMA, 6 LTE),
+^RSSI:<rssi>, boot URCs ^SYSSTART, ^SIMST, ^SRVST and ^STIN (SIM toolkit), AT^ICCID?, AT^SYSINFOEX (sysmode 1 GSM, 3 WCDMA, 4 TD-SCDMA, 6 LTE),
 +CUSD strings as packed 7-bit hex (ModemManager's Huawei plugin does the same).
 AT^USSDMODE=0 asks the module to code USSD strings itself, since our requests go out
 as plain text; E-series firmware starts in the transparent mode 1 (packed hex both
@@ -26,7 +26,8 @@ class Huawei(Driver):
     speaker_gain_command = "AT+CLVL={0}"
     urcs = {"^ORIG": False, "^CONF": False, "^CONN": False, "^CEND": False, "^RSSI": False,
             "^HCSQ": False, "^MODE": False, "^SYSSTART": False, "^SIMST": False,
-            "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False}
+            "^SRVST": False, "^BOOT": False, "^DDTMF": False, "^DTMF": False,
+            "^STIN": False}
     init_commands = ("AT^CVOICE=0", "AT^CVOICE?", "AT^DDSETEX=2", "AT^CURC=1",
                      "AT^USSDMODE=0")
     call_start_commands = ("AT^DDSETEX=2",)

@@ -35,6 +35,10 @@ class Quectel(Driver):
     name = "quectel"
     mic_gain_command = "AT+QMIC={0},{0}"
     speaker_gain_command = "AT+QRXGAIN={0}"
+    #: after power-on an EC2x says RDY, +CFUN: 1, +CPIN: READY (27.007, in the base
+    #: table), +QUSIM: 1, +QIND: SMS DONE and +QIND: PB DONE; M95/UC15-era firmware
+    #: says Call Ready and SMS Ready (in the SIMCom table: every table is known
+    #: before the vendor is)
     urcs = {"+QIND": False, "+QTONEDET": False, "+QUSIM": False, "+QHTTPGET": False,
             "+QDSIM": False, "+QSIMSTAT": False}
     uac = False

@@ -26,7 +26,12 @@ class Simcom(Driver):
     mic_gain_command = "AT+CMICGAIN={0}"
     speaker_gain_command = "AT+COUTGAIN={0}"
     urcs = {"VOICE CALL": False, "MISSED_CALL": False, "+RXDTMF": False, "+DTMF": False,
-            "+HTTPACTION": False, "+CPIN": False, "SMS DONE": False, "PB DONE": False}
+            "+HTTPACTION": False, "+CPIN": False, "SMS DONE": False, "PB DONE": False,
+            # said on their own while booting: SIM5360/SIM7100 (START, +STIN: 25 from
+            # the SIM toolkit, OPL DONE, PNN DONE), SIM800/SIM900 (Call Ready,
+            # SMS Ready), A76xx (*ATREADY: 1)
+            "START": False, "+STIN": False, "OPL DONE": False, "PNN DONE": False,
+            "Call Ready": False, "SMS Ready": False, "*ATREADY": False}
     init_commands = ("AT+CLCC=1", "AT+DDET=1")
     call_start_commands = ("AT+CPCMREG=1",)
     call_end_commands = ("AT+CPCMREG=0",)
