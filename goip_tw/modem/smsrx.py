@@ -7,8 +7,9 @@ it (AT+CMGR / AT+CMGL=4 in PDU mode), hand it to ``sms_handler`` /
 handler returned has fired.  If the read (AT+CMGR) or the handler fails, or the delete
 does, the copy stays and that location is read again a few seconds later, the wait
 doubling per failure up to ``retry_max`` (a message that always fails neither spins
-nor holds up the others; the periodic drain offers it too).  Already-delivered messages (same IMSI + sender + timestamp +
-concatenation reference + part) found again are deleted without a second delivery.
+nor holds up the others; the periodic drain offers it too).  Already-delivered
+messages (same IMSI + sender + timestamp + concatenation reference + part) found
+again are deleted without a second delivery.
 Directly routed ``+CMT`` / ``+CDS`` (a module that ignores our CNMI) are acknowledged
 with AT+CNMA after the handler fired.
 """
