@@ -26,6 +26,7 @@ from goip_tw.sms.model import StatusReport
 from goip_tw.sms.queue import QueueSettings, SmsQueue
 from goip_tw.smpp.protocol import SmppSettings, SmscFactory
 from goip_tw.smpp.service import SmscBackend
+from tests.peers import peerutil
 from tests.sms.fakes import FakeLine, make_store
 
 HERE = Path(__file__).resolve().parent
@@ -34,9 +35,9 @@ pytestmark = pytest.mark.skipif(not (shutil.which("bearerbox") or os.path.exists
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Outside the kernel's ephemeral range: no connection made meanwhile takes it
+    before Kannel binds it (tests/peers/peerutil.py)."""
+    return peerutil.free_port()
 
 
 def _binary(name):
@@ -79,20 +80,21 @@ class Kannel:
             self.procs.append(subprocess.Popen([_binary(box), str(self.conf)], stdout=log,
                                                stderr=subprocess.STDOUT, cwd=self.dir))
             log.close()
-            if box == "bearerbox":
-                self._wait_port(self.ports["SMSBOX_PORT"])
+            # smsbox must find bearerbox listening, or it exits; and sendsms
+            # answers only once smsbox has opened its HTTP port
+            self._wait_port(box, self.ports["SMSBOX_PORT" if box == "bearerbox"
+                                             else "SENDSMS_PORT"])
 
-    def _wait_port(self, port: int, timeout: float = 10.0) -> None:
-        """smsbox must find bearerbox listening, or it exits."""
+    def _wait_port(self, box: str, port: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     return
             if self.procs[-1].poll() is not None:
-                raise RuntimeError(f"bearerbox exited; see {self.dir}/bearerbox.out")
+                raise RuntimeError(f"{box} exited; see {self.dir}/{box}.out")
             time.sleep(0.05)
-        raise RuntimeError("bearerbox did not open its smsbox port")
+        raise RuntimeError(f"{box} did not open port {port}")
 
     def stop(self):
         for p in reversed(self.procs):
