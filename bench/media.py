@@ -19,11 +19,15 @@ Prints ``name: value unit`` lines; every ratio is measured in the same run:
   tens of ms, and no scheduling in the gateway can hide that, so the step line
   shows how much of the time the core was slow ("core slow").
   A step that kept up but missed the 2 ms is measured once more (best of 2).
+  Each step also prints how late the receive phases ran (slot deadline ->
+  the slot's frames written to the line): the ticker lets receives wait while
+  sends are due, so a slow core shows there rather than in the RTP pacing.
 * The same bridged-calls steps through a plain C program this script compiles
   (same per-call work: encode, send, recvmmsg, decode, energy; same 20-slot
-  timerfd schedule; same core and far end), run right after each of ours: it
-  shows what the machine itself allows at that moment, and
-  ``bridged_*_calls_per_core_ratio_vs_c_reference`` compares us with it.
+  timerfd schedule, receives waiting for the sends the same way; same core and
+  far end), run right after each of ours: it shows what the machine itself
+  allows at that moment, and ``bridged_*_calls_per_core_ratio_vs_c_reference``
+  compares us with it.
 
 Run: ``.venv/bin/python bench/media.py`` (``--quick`` for a shorter run).  The
 machine is shared: figures are noisy; the ratios are what to compare.
