@@ -92,7 +92,7 @@ class LegMedia(LegCore):
         self.bad_payloads = 0
         self.port = None         # the listening UDP port (IListeningPort), for polled receive
         self._polled = False
-        self._inbox: list = []   # datagrams read in the send phase, not yet handled
+        self._inbox: list = []   # datagrams read by drain(), not yet handled
         stream.on_packet = self._on_packet
 
     # -- polled receive ------------------------------------------------------------
@@ -111,7 +111,7 @@ class LegMedia(LegCore):
         if on:
             reactor.removeReader(port)
         else:
-            self.deliver()  # nothing read in a send phase is left behind
+            self.deliver()  # nothing drained is left behind
             if getattr(port, "connected", True):
                 reactor.addReader(port)
         self._polled = on
