@@ -324,3 +324,26 @@ def test_a_receive_started_while_a_batch_is_handled_in_place_waits_a_tick():
     finally:
         a.close()
         b.close()
+
+
+def test_a_phase_survives_members_with_odd_links():
+    """The ticker loads the objects of the next members while one runs (a
+    prefetch that follows only type-checked links): members whose links are
+    missing or of another type fail alone, as they always did, and crash nothing."""
+    from goip_tw.media._fastpath import run_phase
+
+    ticker = Ticker(task.Clock(), now=lambda: 0.0)
+    sessions = [Session(ticker) for _ in range(12)]
+    sessions[3].leg = object()
+    sessions[5].line = "not a line"
+    sessions[7].bridged = True
+    sessions[7].one_way = 42
+    subs = []
+    for s in sessions:
+        sub = ticker.subscribe(s.tick_send, after=s.tick_receive)
+        sub.session = s
+        subs.append(sub)
+    members = tuple(subs)
+    assert run_phase(members, False) == 2  # the odd leg and the odd line
+    assert run_phase(members, True) == 3   # ... and the odd meter
+    ticker.close()
