@@ -845,6 +845,7 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
     cdef SessionCore session
     cdef LegCore leg
     cdef RtpCore stream
+    cdef JitterBuffer jb
     if j >= PyTuple_GET_SIZE(members):
         return
     sub = PyTuple_GET_ITEM(members, j)
@@ -859,14 +860,14 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
         return
     session = <SessionCore>o
     if level == 3:
-        _load(<PyObject *>session.leg, 5)
+        _load(<PyObject *>session.leg, 6)
         _load(<PyObject *>session.line, 1)
         _load(<PyObject *>session.one_way, 2)
         return
     if level == 4:
         if _is(<PyObject *>session.leg, _LEG_T):
             leg = <LegCore>(<PyObject *>session.leg)
-            _load(<PyObject *>leg.stream, 6)
+            _load(<PyObject *>leg.stream, 8)
             _load(<PyObject *>leg.jb, 3)
             _load(<PyObject *>leg._g711_decoder, 1)
         if _is(<PyObject *>session.line, _LINE_T):
@@ -881,6 +882,10 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
             stream = <RtpCore>(<PyObject *>leg.stream)
             _load(<PyObject *>stream.counters, 2)
             _load(<PyObject *>stream.rx_stats, 2)
+        if type(leg.jb) is JitterBuffer:
+            jb = <JitterBuffer>(<PyObject *>leg.jb)
+            GOIP_PREFETCH(jb._seqs)
+            _load(<PyObject *>jb._payloads, 1)
 
 
 cdef inline void _prefetch_ahead(tuple members, Py_ssize_t i) noexcept:
