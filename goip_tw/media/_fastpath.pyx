@@ -822,6 +822,7 @@ cdef extern from *:
 
 DEF PREFETCH_DEPTH = 5   # levels: subscription, session, leg/line/meter, stream/jb/port, stats
 
+cdef PyTypeObject *_SUB_T
 cdef PyTypeObject *_LEG_T
 cdef PyTypeObject *_LINE_T
 cdef PyTypeObject *_RTP_T
@@ -849,6 +850,8 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
     if j >= PyTuple_GET_SIZE(members):
         return
     sub = PyTuple_GET_ITEM(members, j)
+    if not _is(sub, _SUB_T):
+        return  # run_phase callers may pass anything; the member itself then fails alone
     if level == 1:
         _load(sub, 1)
         return
@@ -1047,6 +1050,7 @@ cdef class TickerCore:
         return n
 
 
+_SUB_T = <PyTypeObject *>Subscription
 _LEG_T = <PyTypeObject *>LegCore
 _LINE_T = <PyTypeObject *>LineCore
 _RTP_T = <PyTypeObject *>RtpCore

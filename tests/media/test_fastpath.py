@@ -346,4 +346,6 @@ def test_a_phase_survives_members_with_odd_links():
     members = tuple(subs)
     assert run_phase(members, False) == 2  # the odd leg and the odd line
     assert run_phase(members, True) == 3   # ... and the odd meter
+    with pytest.raises(TypeError):  # not a member at all: refused, nothing followed
+        run_phase(tuple(subs[:2]) + ("not a subscription",) + tuple(subs[2:]), False)
     ticker.close()
