@@ -24,10 +24,10 @@ from goip_tw.events import EventBus
 from goip_tw.store.eventlog import EventLog
 from goip_tw.store.sqlite import SqliteStore
 
-#: (name, module providing build_service(gateway)); order = start order.
 #: after this long the subsystems have built what they keep (see freeze_startup_objects)
 STARTUP_SETTLE_SECONDS = 10.0
 
+#: (name, module providing build_service(gateway)); order = start order.
 SUBSYSTEMS = (
     ("simulator", "goip_tw.simulator.service"),
     ("modems", "goip_tw.modem.service"),

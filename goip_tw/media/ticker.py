@@ -13,10 +13,11 @@ on time: the RTP send), then every member's ``after`` (receive, decode, write
 to the line).  With one phase, the last packet of a busy slot waited for all
 the decoding before it; now it waits only for the other sends (measured in
 ``bench/media.py``: the receive half is more than half of a call's tick).
-Receive phases run only while the next slot is not yet due, oldest first:
-when the core was slow (a shared VM's core runs several times slower for tens
-of ms now and then), the sends of the slots that fell due catch up first and
-the receives follow in order; a late packet breaks the RTP pacing and the far
+Receive phases run, oldest first and member by member, only while the next
+slot with members is not yet due: when the core was slow (a shared VM's core
+runs several times slower for tens of ms now and then), the sends of the slots
+that fell due run first, back to back in one wake-up, and the receives follow
+in order; a late packet breaks the RTP pacing and the far
 end's jitter buffer, a frame written to the line a few ms later does not (the
 voice port buffers it).  At most ``receive_backlog`` receive phases wait (two
 periods by default); beyond that (the core is overloaded, not slow for a
