@@ -102,6 +102,11 @@ BASE_INIT = (
 )
 
 
+#: +CMS ERROR codes of a SIM still initialising after +CPIN: READY (TS 27.005 §3.2.5:
+#: 311 SIM PIN required, 314 SIM busy; Quectel EC2x 515: init or command in progress)
+SIM_STARTING_CMS = frozenset({311, 314, 515})
+
+
 class Modem(CallsMixin, SmsMixin):
     """One module behind one :class:`~goip_tw.modem.at.AtEngine`."""
 
@@ -233,12 +238,20 @@ class Modem(CallsMixin, SmsMixin):
 
     @defer.inlineCallbacks
     def _sim_cmd(self, command: str, attempts: int = 10, pause: float = 0.5):
-        """A SIM command retried while the SIM says "busy" (+CME ERROR: 14), as it does
-        for a few seconds after +CPIN: READY; other failures give None."""
+        """A SIM command retried while the SIM is still initialising, as it is for a
+        few seconds after +CPIN: READY: "busy" (+CME ERROR: 14, +CMS ERROR: 314),
+        and for message commands until the module's "SMS DONE" also "SIM PIN
+        required" (+CMS ERROR: 311) or Quectel's "init in progress" (+CMS ERROR:
+        515).  Other failures give None."""
         for attempt in range(attempts):
             try:
                 resp = yield self.cmd(command, kind="sim")
                 return resp
+            except at.CmsError as exc:
+                if exc.code not in SIM_STARTING_CMS or attempt == attempts - 1:
+                    log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,
+                             err=exc.result)
+                    return None
             except at.CmeError as exc:
                 if not (exc.code == 14 or "busy" in exc.text.lower()) or attempt == attempts - 1:
                     log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,

@@ -339,3 +339,23 @@ def test_line_found_by_imei_and_after_replug(rigs):
     line.module.replug()
     yield wait_until(lambda: line.state == "absent", what="unplugged")
     yield wait_until(lambda: line.state == "registered", timeout=15, what="back by IMEI")
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("dialect", ["quectel", "simcom"])
+def test_message_storage_is_selected_once_the_sim_has_finished_booting(rigs, dialect):
+    """A module answers SMS commands with +CMS ERROR: 311/314 until its SIM has
+    finished initialising (Quectel "+QIND: SMS DONE", SIMCom "SMS DONE"), even
+    after +CPIN: READY: the storage selection is retried then, not given up, so
+    a module whose default storage is the phone memory still stores on the SIM
+    that the gateway lists."""
+    net, svc, add = rigs
+    line = add(dialect=dialect)
+    line.module.stop()
+    line.module.boot_delay = 0.5  # SIM and SMS ready well after our init commands
+    line.module.start()
+    line.module.settings.cpms = ("ME", "ME", "ME")  # a module that defaults to its memory
+    svc.startService()
+    yield wait_until(lambda: line.state == "registered", what="registered")
+    yield wait_until(lambda: line.module.settings.cpms == ("SM", "SM", "SM"),
+                     what="SIM storage selected")
