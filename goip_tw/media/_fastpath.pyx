@@ -425,10 +425,8 @@ cdef class LegCore:
     cpdef drain(self, int limit=MAX_BATCH):
         """Only read the socket into the inbox; :meth:`deliver` handles it later.
         (The ticker reads and handles at once, in :meth:`receive_now`.)"""
-        cdef int fd, got, i
+        cdef int fd, got
         cdef RtpCore stream
-        cdef object remote
-        cdef bint latched
         if not self._polled or _rx_busy:
             return
         stream = <RtpCore?>self.stream
@@ -436,10 +434,14 @@ cdef class LegCore:
         if fd < 0:
             return
         got = _recv_batch(fd, limit)
-        if got == 0:
-            return
-        remote = stream.remote
-        latched = stream.latched and stream._dest_key is remote and stream._dest_ok
+        if got:
+            self._copy_out(stream, got)
+
+    cdef _copy_out(self, RtpCore stream, int got):
+        """Move ``got`` datagrams from the shared receive area into the inbox."""
+        cdef int i
+        cdef object remote = stream.remote
+        cdef bint latched = stream.latched and stream._dest_key is remote and stream._dest_ok
         inbox = self._inbox
         for i in range(got):
             data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
@@ -488,7 +490,7 @@ cdef class LegCore:
         global _rx_busy
         cdef int fd, got, i, skip_pt
         cdef RtpCore stream
-        cdef object now = None
+        cdef object now
         if self._inbox:
             self.deliver()  # read earlier (an explicit drain): older than what waits
         if not self._polled or _rx_busy:
@@ -513,25 +515,15 @@ cdef class LegCore:
         else:
             _rx_busy = True  # the batch is read in place: no other receive meanwhile
             try:
+                now = self.clock.seconds()
                 for i in range(got):
-                    if now is None:
-                        now = self.clock.seconds()
                     self._fast_packet(stream, _rx_buf[i], _rx_msgs[i].msg_len, now)
             finally:
                 _rx_busy = False
                 _reset_rx(got)
             return
         # something else in the batch: copy it all out (the slow path may call anything)
-        remote = stream.remote
-        inbox = self._inbox
-        for i in range(got):
-            data = PyBytes_FromStringAndSize(<char *>_rx_buf[i], _rx_msgs[i].msg_len)
-            if _same_addr(&_rx_addr[i], &stream._dest):
-                inbox.append(data)
-                self._inbox_from = remote
-            else:
-                inbox.append((data, _from_sockaddr(&_rx_addr[i])))
-        _reset_rx(got)
+        self._copy_out(stream, got)
         self.deliver()
 
     cdef _fast_packet(self, RtpCore stream, const unsigned char *p, Py_ssize_t n, object now):
@@ -835,10 +827,6 @@ cdef inline void _load(PyObject *o, int lines) noexcept nogil:
         GOIP_PREFETCH(<char *>o + 64 * i)
 
 
-cdef inline bint _is(PyObject *o, PyTypeObject *t) noexcept:
-    return GOIP_IS(o, t)
-
-
 cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
     """Load level ``level`` (1 = the subscription) of member ``j``."""
     cdef PyObject *sub
@@ -850,7 +838,7 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
     if j >= PyTuple_GET_SIZE(members):
         return
     sub = PyTuple_GET_ITEM(members, j)
-    if not _is(sub, _SUB_T):
+    if not GOIP_IS(sub, _SUB_T):
         return  # run_phase callers may pass anything; the member itself then fails alone
     if level == 1:
         _load(sub, 1)
@@ -868,20 +856,20 @@ cdef void _prefetch(tuple members, Py_ssize_t j, int level) noexcept:
         _load(<PyObject *>session.one_way, 2)
         return
     if level == 4:
-        if _is(<PyObject *>session.leg, _LEG_T):
+        if GOIP_IS(<PyObject *>session.leg, _LEG_T):
             leg = <LegCore>(<PyObject *>session.leg)
             _load(<PyObject *>leg.stream, 8)
             _load(<PyObject *>leg.jb, 3)
             _load(<PyObject *>leg._g711_decoder, 1)
-        if _is(<PyObject *>session.line, _LINE_T):
+        if GOIP_IS(<PyObject *>session.line, _LINE_T):
             _load(<PyObject *>(<LineCore>(<PyObject *>session.line)).port, 1)
-        if _is(<PyObject *>session.one_way, _METER_T):
+        if GOIP_IS(<PyObject *>session.one_way, _METER_T):
             _load(<PyObject *>(<OneWayAudio>(<PyObject *>session.one_way)).rx, 1)
             _load(<PyObject *>(<OneWayAudio>(<PyObject *>session.one_way)).tx, 1)
         return
-    if _is(<PyObject *>session.leg, _LEG_T):
+    if GOIP_IS(<PyObject *>session.leg, _LEG_T):
         leg = <LegCore>(<PyObject *>session.leg)
-        if _is(<PyObject *>leg.stream, _RTP_T):
+        if GOIP_IS(<PyObject *>leg.stream, _RTP_T):
             stream = <RtpCore>(<PyObject *>leg.stream)
             _load(<PyObject *>stream.counters, 2)
             _load(<PyObject *>stream.rx_stats, 2)
@@ -920,14 +908,13 @@ cdef inline double _clock(int which) noexcept:
 
 
 cdef class TickerCore:
-    """The slot loop of :class:`goip_tw.media.ticker.Ticker`, in C.
+    """The slot loop of :class:`goip_tw.media.ticker.Ticker`, in C: its
+    bookkeeping adds nothing between the wake-up and the first send, and
+    members that are sessions are run by direct C calls.  (The wake-up itself,
+    the reactor's dispatch, costs the same as before.)  The subclass keeps
+    membership, start and stop; the fields keep the names the Python ticker had."""
 
-    It runs a thousand times a second whatever the call count: in Python the
-    wake-up alone (this loop plus the reactor's dispatch) cost ~70 us, 7 % of
-    a core before any call was served.  The subclass keeps membership, start
-    and stop; the fields keep the names the Python ticker had."""
-
-    cdef public object clock, now, _members, _deferred, _deferred_at, _call, _waker
+    cdef public object clock, now, _members, _deferred, _call, _waker
     cdef public object lateness, completion, slot_end
     cdef public object slot_cpu      # None, or a list: CPU seconds of each slot (bench)
     cdef public double period, step, _epoch
@@ -972,18 +959,18 @@ cdef class TickerCore:
 
     cdef int _receive_one(self) except -1:
         """The receive phase of the oldest waiting member."""
-        cdef tuple head = <tuple>self._deferred[0]
+        cdef tuple entry = <tuple>self._deferred[0]   # (deadline, members)
+        cdef tuple head = <tuple>entry[1]
         cdef Py_ssize_t i = self._head
         self._head = i + 1
         if i < len(head):
             _prefetch_ahead(head, i)
             self.errors += _run_member(<Subscription?>head[i], True)
-        if self._deferred and self._deferred[0] is head and self._head >= len(head):
+        if self._deferred and self._deferred[0] is entry and self._head >= len(head):
             self._deferred.pop(0)
             self._head = 0
-            at = self._deferred_at.pop(0)
             if len(self.slot_end) < self._lateness_max:
-                self.slot_end.append(self._now() - <double>at)
+                self.slot_end.append(self._now() - <double>entry[0])
         return 0
 
     cdef int _fire_slot(self) except -1:
@@ -1015,8 +1002,7 @@ cdef class TickerCore:
             record = len(self.completion) < self._lateness_max
             if record:
                 self.completion.append(self._now() - deadline)
-            self._deferred.append(members)
-            self._deferred_at.append(deadline)
+            self._deferred.append((deadline, members))
             self.ticks += 1
             ran += 1
             while len(self._deferred) > self.receive_backlog:

@@ -124,8 +124,8 @@ class Ticker(TickerCore):
         self._call = None     # the pending callLater (callLater mode)
         self._waker: _TimerWaker | None = None  # the timerfd reader while running
         self._pending = False  # a wake-up is armed
-        self._deferred: list[tuple[Subscription, ...]] = []  # receive phases waiting
-        self._deferred_at: list[float] = []  # ... and their slots' deadlines
+        # receive phases waiting: (slot deadline, members), oldest first
+        self._deferred: list[tuple[float, tuple[Subscription, ...]]] = []
         self._epoch = 0.0
         self._n = 0  # index of the next slot deadline since epoch
         self.ticks = 0
@@ -201,7 +201,6 @@ class Ticker(TickerCore):
         """No members left: no more wake-ups, and no reader or fd left behind."""
         self._pending = False
         self._deferred = []
-        self._deferred_at = []
         self._head = 0
         if self._call is not None:
             if self._call.active():
