@@ -52,11 +52,9 @@ import warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-C_G711 = r"""
+# A-law in plain C (G.711 segment tables), shared by the C programs below.
+C_ALAW = r"""
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 static uint8_t enc[65536];
 static int16_t dec[256];
 static int seg(int v, const int *e) { for (int i = 0; i < 8; i++) if (v <= e[i]) return i; return 8; }
@@ -73,6 +71,12 @@ static int16_t alaw_dec(int a) {
     if (s == 0) t += 8; else if (s == 1) t += 0x108; else { t += 0x108; t <<= s - 1; }
     return (a & 0x80) ? t : -t;
 }
+"""
+
+C_G711 = C_ALAW + r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
 int main(int argc, char **argv) {
     int iters = atoi(argv[1]); const int n = 8000;
@@ -119,14 +123,14 @@ int main(int argc, char **argv) {
 """
 
 
-C_BRIDGE = r"""
+C_BRIDGE = "#define _GNU_SOURCE\n" + C_ALAW + r"""
 /* The machine's floor for bridged calls: the same work per call and the same
    20 ms / 20-slot timerfd schedule as the gateway (receive phases wait for
    the sends the same way), in plain C.  Per call per
    tick: encode 20 ms (G.711 table, or bcg729 when built with -DWITH_G729),
    send one RTP packet, drain the socket with recvmmsg, decode what came back
-   and take its energy.  Prints one JSON line like the Python child. */
-#define _GNU_SOURCE
+   and take its energy.  Prints one JSON line like the Python child.
+   (_GNU_SOURCE, for sched_setaffinity, is defined before the first include.) */
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -149,14 +153,7 @@ C_BRIDGE = r"""
 #define BACKLOG (2 * SLOTS)
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void *a, const void *b) { double d = *(const double *)a - *(const double *)b; return d < 0 ? -1 : d > 0; }
-static uint8_t enc[65536]; static int16_t dec[256];
-static uint8_t alaw(int p) { static const int A[8] = {0x1F,0x3F,0x7F,0xFF,0x1FF,0x3FF,0x7FF,0xFFF};
-    int mask, s, a; p >>= 3; if (p >= 0) mask = 0xD5; else { mask = 0x55; p = -p - 1; }
-    for (s = 0; s < 8 && p > A[s]; s++); if (s >= 8) return 0x7F ^ mask;
-    a = s << 4; a |= (s < 2) ? ((p >> 1) & 0xF) : ((p >> s) & 0xF); return a ^ mask; }
-static int16_t alaw_dec(int a) { int t, s; a ^= 0x55; t = (a & 0xF) << 4; s = (a & 0x70) >> 4;
-    if (s == 0) t += 8; else if (s == 1) t += 0x108; else { t += 0x108; t <<= s - 1; } return (a & 0x80) ? t : -t; }
-typedef struct { int fd; uint16_t seq; uint32_t ts; double energy; long recv;
+typedef struct { int fd; uint16_t seq; uint32_t ts; double energy;
 #ifdef WITH_G729
     bcg729EncoderChannelContextStruct *e; bcg729DecoderChannelContextStruct *d;
 #endif
