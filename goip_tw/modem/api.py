@@ -107,6 +107,15 @@ BASE_INIT = (
 SIM_STARTING_CMS = frozenset({311, 314, 515})
 
 
+def _sim_starting(exc: at.AtError) -> bool:
+    """Whether an error says the SIM is still initialising (worth asking again)."""
+    if isinstance(exc, at.CmsError):
+        return exc.code in SIM_STARTING_CMS
+    if isinstance(exc, at.CmeError):
+        return exc.code == 14 or "busy" in exc.text.lower()
+    return False
+
+
 class Modem(CallsMixin, SmsMixin):
     """One module behind one :class:`~goip_tw.modem.at.AtEngine`."""
 
@@ -247,21 +256,13 @@ class Modem(CallsMixin, SmsMixin):
             try:
                 resp = yield self.cmd(command, kind="sim")
                 return resp
-            except at.CmsError as exc:
-                if exc.code not in SIM_STARTING_CMS or attempt == attempts - 1:
-                    log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,
-                             err=exc.result)
-                    return None
-            except at.CmeError as exc:
-                if not (exc.code == 14 or "busy" in exc.text.lower()) or attempt == attempts - 1:
-                    log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,
-                             err=exc.result)
-                    return None
             except at.PortClosed:
                 raise
             except at.AtError as exc:
-                log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command, err=exc.result)
-                return None
+                if not _sim_starting(exc) or attempt == attempts - 1:
+                    log.info("{name}: {cmd} failed ({err})", name=self.name, cmd=command,
+                             err=exc.result)
+                    return None
             yield task.deferLater(self.clock, pause, lambda: None)
         return None
 
