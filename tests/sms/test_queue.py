@@ -2,21 +2,14 @@
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from goip_tw.sms import repository as repo
 from goip_tw.sms.model import State, StatusReport, Submission
 from goip_tw.sms.queue import LineGone, QueueFull, QueueSettings, SmsQueue
 from goip_tw.sms.router import RouteError, Router
-from tests.sms.fakes import FakeLine, cms, make_store, settle
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    s = make_store(tmp_path / "q.sqlite", reactor, monkeypatch)
-    yield s
-    pytest_twisted.blockon(s.stop())
+from tests.sms.fakes import FakeLine, cms, settle
 
 
 @pytest.fixture

@@ -8,19 +8,12 @@ wrapped and a newer part carries the same reference.  Queue-level, time on a Clo
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from goip_tw.sms.model import StatusReport, Submission
 from goip_tw.sms.queue import LineGone, QueueSettings, SmsQueue
-from tests.sms.fakes import FakeLine, make_store, settle
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    s = make_store(tmp_path / "q.sqlite", reactor, monkeypatch)
-    yield s
-    pytest_twisted.blockon(s.stop())
+from tests.sms.fakes import FakeLine, settle
 
 
 @pytest.fixture

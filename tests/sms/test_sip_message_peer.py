@@ -4,7 +4,6 @@ MESSAGE arrives at the sender; a stranger's MESSAGE never reaches the queue."""
 
 import os
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task
 
@@ -13,7 +12,7 @@ from goip_tw.sip.service import SipService
 from goip_tw.sms.queue import QueueSettings, SmsQueue
 from goip_tw.sms.sip_message import SipMessageRelay
 from tests.sip.test_peers_kamailio import sip_config
-from tests.sms.fakes import FakeLine, make_store
+from tests.sms.fakes import FakeLine
 
 
 class Peer(protocol.DatagramProtocol):
@@ -48,13 +47,6 @@ def wait_for(pred, timeout=10.0):
             return
         yield task.deferLater(reactor, 0.05, lambda: None)
     raise AssertionError("timed out")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    s = make_store(tmp_path / "sip.sqlite", reactor, monkeypatch)
-    yield s
-    pytest_twisted.blockon(s.stop())
 
 
 @pytest_twisted.inlineCallbacks
