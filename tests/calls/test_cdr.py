@@ -8,7 +8,6 @@ from goip_tw.calls.cdr import OUTGOING, Cdr, CdrRepository, billed
 from goip_tw.calls.schema import MIGRATIONS
 from goip_tw.store.sqlite import SqliteStore
 
-from .conftest import wal_file
 
 
 @pytest.mark.parametrize("duration,period,expected", [
@@ -27,7 +26,7 @@ def test_migration_ids_in_range():
 def store(tmp_path, monkeypatch):
     # Only our own migrations: other areas' schemas are not under test here.
     monkeypatch.setattr("goip_tw.store.migrations.AREA_MODULES", ("goip_tw.calls.schema",))
-    s = SqliteStore(wal_file(tmp_path / "t.sqlite"), reactor=reactor)
+    s = SqliteStore(str(tmp_path / "t.sqlite"), reactor=reactor)
     pytest_twisted.blockon(s.start())
     yield s
     pytest_twisted.blockon(s.stop())

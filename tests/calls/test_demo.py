@@ -19,7 +19,6 @@ from goip_tw.config import model
 from goip_tw.config.manager import ConfigManager
 from tests.peers.harness import free_port, poll_until
 
-from .conftest import wal_file
 from .test_e2e_peers import dominant
 
 LINE_RE = re.compile(r"^softphone: sip:(?P<user>[^@]+)@(?P<host>[^:]+):(?P<port>\d+) "
@@ -51,7 +50,6 @@ def test_softphone_calls_echo_number_and_hears_itself(tmp_path, baresip_factory,
     overrides = {"simulator": {"modules": 2, "slots": 1, "reg_delay": 0.2},
                  "sip": {"bind_address": "127.0.0.1", "local_port": sip_port, "tcp": False},
                  "media": {"public_address": "127.0.0.1"}}
-    wal_file(tmp_path / "goip.sqlite")
     manager = ConfigManager(str(tmp_path / "goip.toml"), overrides)
     manager.persist("voip", **demo_voip_settings(manager.config))
     gateway = GatewayService(manager, str(tmp_path), reactor=reactor, subsystems=(

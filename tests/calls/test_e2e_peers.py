@@ -34,7 +34,6 @@ from goip_tw.simulator import Network
 from goip_tw.store.sqlite import SqliteStore
 from tests.peers.harness import free_port, poll_until, run_tool, sipsak_argv
 
-from .conftest import wal_file
 
 ECHO = "+12125550190"
 #: Kamailio users: the softphone, and AoRs bound to the gateway's socket (kamcmd
@@ -58,7 +57,7 @@ class Gateway:
         self.published = []
         self.events.subscribe("line.call_state",
                               lambda topic, **f: self.published.append(f))
-        self.store = SqliteStore(wal_file(tmp_path / "gw.sqlite"), reactor=reactor)
+        self.store = SqliteStore(str(tmp_path / "gw.sqlite"), reactor=reactor)
         self.cdrs = CdrRepository(self.store)
         voip = VoipConfig(account=SipAccount(auth_id="goip-01", password="gwpass",
                                              registrar=kamailio.address, expires=0),

@@ -13,7 +13,6 @@ with SIGKILL mid-send and starts it again.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,9 +45,6 @@ def main(argv):
         redirectStandardIO=False)
     migrations.AREA_MODULES = ("goip_tw.sms.schema",)
     path = os.path.join(data_dir, "gw.sqlite")
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
     store = SqliteStore(path, reactor=reactor)
     queue = SmsQueue(store, reactor, settings=QueueSettings(retries=5, backoff=0.5))
     options = ModemsConfig(registration_poll=2.0, watchdog_interval=30.0)

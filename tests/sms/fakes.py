@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest_twisted
 from twisted.internet import defer
@@ -15,11 +14,6 @@ from goip_tw.store.sqlite import SqliteStore
 def make_store(path, reactor, monkeypatch=None):
     if monkeypatch is not None:
         monkeypatch.setattr("goip_tw.store.migrations.AREA_MODULES", ("goip_tw.sms.schema",))
-    # Create the file in WAL mode first: the store's two threads otherwise race on
-    # "PRAGMA journal_mode=WAL" for a new file ("database is locked").
-    conn = sqlite3.connect(str(path))
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
     s = SqliteStore(str(path), reactor=reactor)
     pytest_twisted.blockon(s.start())
     return s

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,9 +36,6 @@ def main(argv):
         redirectStandardIO=False)
     migrations.AREA_MODULES = ("goip_tw.sms.schema", "goip_tw.sms.inbound_schema")
     path = os.path.join(data_dir, "gw.sqlite")
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.close()
     store = SqliteStore(path, reactor=reactor)
     inbound = InboundSms(store, reactor, reassembly_timeout=60.0)
     stored = {"n": 0}

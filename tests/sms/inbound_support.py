@@ -19,24 +19,11 @@ async def store(tmp_path):
 
 @defer.inlineCallbacks
 def open_store(path):
-    """A started SqliteStore. Works around a start-up race in the store: its reader
-    or writer thread dies on "database is locked" when both connect at once, because
-    goip_tw/store/sqlite.py sets PRAGMA busy_timeout only after journal_mode=WAL
-    (reported to the lead). The file is switched to WAL first, and the store reopened
-    if its reader died anyway (at most 5 times)."""
-    import sqlite3
-
-    pre = sqlite3.connect(str(path), timeout=10)
-    pre.execute("PRAGMA journal_mode=WAL")
-    pre.close()
-    for _ in range(5):
-        s = SqliteStore(str(path), reactor=reactor)
-        yield s.start()
-        reader = getattr(s, "_reader", None)
-        if reader is None or reader.is_alive():
-            return s
-        yield s.stop()
-    raise AssertionError("store reader thread keeps dying at start")
+    """A started SqliteStore on ``path`` (a new file is fine: see
+    tests/store/test_store.py::test_fresh_file_starts_with_both_threads_every_time)."""
+    s = SqliteStore(str(path), reactor=reactor)
+    yield s.start()
+    return s
 
 
 @pytest.fixture
@@ -89,21 +76,3 @@ def settle(store, clock, done, rounds=50):
 def history(store):
     return store.query("SELECT * FROM sms_history ORDER BY id")
 
-
-def _skip_absent_area_packages():
-    """Until goip_tw/store/migrations.py tolerates a missing parent package
-    (goip_tw.sim does not exist yet), list only area modules whose package exists."""
-    import importlib.util
-
-    from goip_tw.store import migrations
-
-    def present(name):
-        try:
-            return importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None
-        except ModuleNotFoundError:
-            return False
-
-    migrations.AREA_MODULES = tuple(n for n in migrations.AREA_MODULES if present(n))
-
-
-_skip_absent_area_packages()

@@ -114,3 +114,17 @@ def test_unopenable_store_fails_jobs_instead_of_hanging(tmp_path):
     with pytest.raises(sqlite3.Error):
         yield store.start()
     yield store.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_fresh_file_starts_with_both_threads_every_time(tmp_path):
+    """Writer and reader open a brand-new file: the writer switches it to WAL alone,
+    the reader connects after it, so neither dies on "database is locked"."""
+    for i in range(40):
+        store = SqliteStore(str(tmp_path / f"s{i}.sqlite"), reactor=reactor)
+        yield store.start()
+        assert store._writer.is_alive() and store._reader.is_alive()
+        yield EventLog(store).append("t", "e")
+        rows = yield store.query("SELECT COUNT(*) FROM event_log")
+        assert rows[0][0] == 1
+        yield store.stop()
