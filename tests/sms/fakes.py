@@ -66,9 +66,36 @@ __all__ = ["FakeLine", "LineGone", "cms", "make_store", "settle"]
 
 
 @defer.inlineCallbacks
-def settle(store, clock, rounds=12):
-    """Let queued store work and the callbacks it triggers run to completion."""
+def settle(store, clock, rounds=200):
+    """Let queued store work and the callbacks it triggers run to completion.
+
+    Rounds of: fire what ``clock`` has due now, then wait for every write and every
+    read queued so far.  A write flush does not order with reads (their own thread),
+    so how many rounds a chain needs varies from run to run; it is done when a whole
+    round queued no store job and left nothing due (then nothing can happen until
+    the test acts). Bounded: fails naming the rounds if the work never settles.
+    """
+    jobs = _count_jobs(store)
     for _ in range(rounds):
+        before = jobs()
         clock.advance(0)
         yield store.write(lambda conn: None)
         yield store.read(lambda conn: None)
+        due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
+        if jobs() == before + 2 and not due:
+            return
+    raise AssertionError(f"store work and clock calls still going after {rounds} rounds")
+
+
+def _count_jobs(store):
+    """A function giving how many jobs ``store`` was handed so far (reads and writes)."""
+    if getattr(store, "jobs_submitted", None) is None:
+        submit = store._submit
+        store.jobs_submitted = 0
+
+        def counting(*args):
+            store.jobs_submitted += 1
+            return submit(*args)
+
+        store._submit = counting
+    return lambda: store.jobs_submitted
