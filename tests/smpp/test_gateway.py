@@ -3,8 +3,6 @@ submits a UCS2 3-part message to the SMS-echo phone, gets its receipts, and the
 phone's reply comes back as deliver_sm (issue 8 "done when", without Kannel); and
 receipts for every part combination, mixed outcomes included."""
 
-import socket
-
 import pytest_twisted
 import smpplib.client
 import smpplib.consts as C
@@ -26,17 +24,12 @@ SUBSYSTEMS = (
 )
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @defer.inlineCallbacks
 def _start_gateway(tmp_path):
-    port = free_port()
+    # Port 0, read back: a port probed free and closed again can be taken (the kernel
+    # hands it to the next bind(0), e.g. one of the gateway's own) before the SMSC binds.
     overrides = {"simulator": {"enabled": "on", "modules": 2, "slots": 1, "reg_delay": 0.05},
-                 "smpp": {"enabled": "on", "port": port, "interface": "127.0.0.1",
+                 "smpp": {"enabled": "on", "port": 0, "interface": "127.0.0.1",
                           "system_id": "1", "password": "pw123"}}
     manager = ConfigManager(str(tmp_path / "goip.toml"), overrides)
     gw = GatewayService(manager, str(tmp_path / "data"), reactor=reactor, subsystems=SUBSYSTEMS)
@@ -47,6 +40,9 @@ def _start_gateway(tmp_path):
                                                       for ln in modems.lines),
                          timeout=30, what="lines registered")
         yield gw.subsystem("sms").queue.ready
+        smpp = gw.subsystem("smpp")
+        yield wait_until(lambda: smpp.port_number, timeout=30, what="SMSC listening")
+        port = smpp.port_number
     except BaseException:
         yield defer.maybeDeferred(gw.stopService)
         raise

@@ -1,7 +1,6 @@
 """SMPP over TLS (optional listener): smpplib with an ssl context binds and submits."""
 
 import datetime
-import socket
 import ssl
 
 import pytest_twisted
@@ -15,6 +14,7 @@ from twisted.internet import defer, reactor, threads
 from goip_tw.config.sections.smpp import SmppConfig
 from goip_tw.smpp.protocol import Account
 from goip_tw.smpp.service import SmppService
+from tests.peers.peerutil import free_port
 
 
 def self_signed(path):
@@ -29,12 +29,6 @@ def self_signed(path):
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption())
                      + cert.public_bytes(serialization.Encoding.PEM))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Backend:
