@@ -20,6 +20,7 @@ from twisted.internet import defer, protocol, task
 from goip_tw.config.sections.media import MediaConfig
 from goip_tw.media.interfaces import FrameQueue
 from goip_tw.media.service import MediaService
+from tests.peers.peerutil import free_port
 
 from .helpers import goertzel_power, samples, sine
 from .sipstub import SipStub
@@ -52,22 +53,6 @@ class Leg:
         pass
 
 
-def free_port() -> int:
-    """A free UDP port whose +1 (baresip's TLS port) is free too."""
-    import socket
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as b:
-                    b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
-
-
 def dominant(pcm, freqs):
     s = samples(pcm)
     return max(freqs, key=lambda f: goertzel_power(s, f))
@@ -96,7 +81,10 @@ def read_wav(path):
 def test_baresip_call_carries_tones_both_ways(tmp_path, srtp_mode):
     from twisted.internet import reactor
 
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=44000, rtp_port_max=44100,
+    # Ports below the kernel's ephemeral range, so no other socket's bind(0) takes
+    # one between the probe and the bind (baresip's SIP port + 1 is its TLS port).
+    low = free_port(span=101)
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=low, rtp_port_max=low + 100,
                        codecs=("PCMU", "PCMA"), srtp=srtp_mode, rtp_timeout=0)
     line = FrameQueue(max_frames=600, keep_written=1000)
     media = MediaService(reactor, cfg, voice_port_of=lambda n: line, interface="127.0.0.1")
@@ -116,7 +104,7 @@ def test_baresip_call_carries_tones_both_ways(tmp_path, srtp_mode):
 
     write_wav(str(tmp_path / "tone.wav"), sine(440, 8000, amplitude=8000))
     with open(CONFIG) as f:
-        conf = f.read().replace("@DIR@", str(tmp_path)).replace("@SIPPORT@", str(free_port()))
+        conf = f.read().replace("@DIR@", str(tmp_path)).replace("@SIPPORT@", str(free_port(span=2)))
     (tmp_path / "config").write_text(conf)
     mediaenc = ";mediaenc=srtp-mand" if srtp_mode == "mandatory" else ""
     (tmp_path / "accounts").write_text(

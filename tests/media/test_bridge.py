@@ -13,6 +13,7 @@ from goip_tw.media.rtp import RtpPacket, RtpStream
 from goip_tw.media.service import MediaService
 from goip_tw.media.ticker import Ticker
 from goip_tw.sip import sdp
+from tests.peers.peerutil import free_port
 
 from .helpers import goertzel_power, samples, sine
 
@@ -185,8 +186,10 @@ class Leg:
         pass
 
 
-def service(reactor, port_base, **cfg):
-    conf = attrs.evolve(MediaConfig(), rtp_port_min=port_base, rtp_port_max=port_base + 20, **cfg)
+def service(reactor, **cfg):
+    """A MediaService on loopback with its own RTP range below the ephemeral ports."""
+    low = free_port(span=21)
+    conf = attrs.evolve(MediaConfig(), rtp_port_min=low, rtp_port_max=low + 20, **cfg)
     ports = {}
 
     def voice(line):
@@ -199,8 +202,8 @@ def service(reactor, port_base, **cfg):
 def test_two_services_carry_tones_both_ways_over_udp():
     from twisted.internet import reactor
     for srtp_mode in ("off", "mandatory"):
-        a, pa = service(reactor, 43000, srtp=srtp_mode, codecs=("PCMU", "PCMA"))
-        b, pb = service(reactor, 43100, srtp=srtp_mode, codecs=("PCMA",))
+        a, pa = service(reactor, srtp=srtp_mode, codecs=("PCMU", "PCMA"))
+        b, pb = service(reactor, srtp=srtp_mode, codecs=("PCMA",))
         la, lb = Leg("a"), Leg("b")
         offer = a.local_sdp(la, None)
         answer = b.local_sdp(lb, offer)
@@ -233,7 +236,7 @@ def test_two_services_carry_tones_both_ways_over_udp():
 @pytest_twisted.inlineCallbacks
 def test_tone_and_detector_on_a_line_without_a_call():
     from twisted.internet import reactor
-    svc, ports = service(reactor, 43200, tone_standard="US")
+    svc, ports = service(reactor, tone_standard="US")
     digits = []
     ports[3] = FrameQueue(max_frames=200)
     ports[3].push(bytes(800) + dtmf.generate("7", 80) + bytes(800))
@@ -256,7 +259,7 @@ OFFER = (b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0
 
 def test_no_common_codec_raises_for_488():
     from twisted.internet import reactor
-    svc, _ = service(reactor, 43300, codecs=("PCMA",))
+    svc, _ = service(reactor, codecs=("PCMA",))
     leg = Leg("x")
     with pytest.raises(sdp.SdpError, match="no codec"):
         svc.local_sdp(leg, OFFER.replace(b"RTP/AVP 0 8 96 101", b"RTP/AVP 0 96"))

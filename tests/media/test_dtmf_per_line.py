@@ -22,6 +22,7 @@ from goip_tw.media.service import MediaService
 from goip_tw.sip import ua
 from tests.calls.fakes import FakeMobileCall, Rig
 from tests.calls.test_sipside import UaService
+from tests.peers.peerutil import free_port
 
 
 class FarEnd(DatagramProtocol):
@@ -78,7 +79,8 @@ def test_inband_line_sends_tones_rfc4733_line_sends_telephone_events():
     rig = Rig(dtmf_mode="rfc4733", lines=[{"incoming_forward": "101", "dtmf_mode": "inband"},
                                           {"incoming_forward": "102", "dtmf_mode": "rfc4733"}])
     voice = {1: FrameQueue(max_frames=100), 2: FrameQueue(max_frames=100)}
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43600, rtp_port_max=43639,
+    low = free_port(span=40)
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=low, rtp_port_max=low + 39,
                        codecs=("PCMU",), dtmf_mode="rfc4733")
     media = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1",
                          voice_port_of=voice.get)
@@ -124,7 +126,8 @@ def test_inband_line_sends_tones_rfc4733_line_sends_telephone_events():
 
 @pytest_twisted.inlineCallbacks
 def test_set_dtmf_mode_per_leg_bad_mode_falls_back_and_release_forgets():
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43640, rtp_port_max=43659,
+    low = free_port(span=20)
+    cfg = attrs.evolve(MediaConfig(), rtp_port_min=low, rtp_port_max=low + 19,
                        codecs=("PCMU",), dtmf_mode="info")
 
     class Leg:

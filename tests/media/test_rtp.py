@@ -7,6 +7,7 @@ from twisted.internet.protocol import DatagramProtocol
 from goip_tw.media import rtcp
 from goip_tw.media.ports import NoPortsAvailable, PortAllocator
 from goip_tw.media.rtp import RtpError, RtpPacket, RtpStream
+from tests.peers.peerutil import free_port
 
 PEER = ("127.0.0.1", 40000)
 
@@ -234,7 +235,8 @@ class Recorder(DatagramProtocol):
 @pytest_twisted.inlineCallbacks
 def test_real_sockets_bleed_and_port_pairs():
     from twisted.internet import reactor
-    alloc = PortAllocator(42000, 42009)
+    low = free_port(span=10)  # not the ephemeral range: p1 and p2 below bind(0) there
+    alloc = PortAllocator(low, low + 9)
     got = []
     stream = RtpStream(reactor, payload_types={0}, on_packet=got.append)
     rtp_port, rtcp_port = alloc.listen_pair(reactor, stream, rtcp.RtcpProtocol(stream, reactor),

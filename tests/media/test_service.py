@@ -8,6 +8,14 @@ from goip_tw.media import codecs
 from goip_tw.media.interfaces import FrameQueue
 from goip_tw.media.service import MediaService, build_service
 from goip_tw.sip import sdp
+from tests.peers.peerutil import free_port
+
+
+def rtp_ports(n):
+    """An RTP range of ``n`` ports below the kernel's ephemeral range (where a fixed
+    range could meet other sockets' bind(0) ports)."""
+    low = free_port(span=n)
+    return {"rtp_port_min": low, "rtp_port_max": low + n - 1}
 
 
 class Line:
@@ -27,8 +35,8 @@ class Modems:
 class Gateway:
     def __init__(self, reactor):
         self.reactor = reactor
-        self.config = type("C", (), {"media": attrs.evolve(MediaConfig(), rtp_port_min=43400,
-                                                            rtp_port_max=43420,
+        self.rtp_ports = rtp_ports(21)
+        self.config = type("C", (), {"media": attrs.evolve(MediaConfig(), **self.rtp_ports,
                                                             public_address="198.51.100.7")})()
         self.modems = Modems()
 
@@ -61,7 +69,7 @@ def test_build_service_finds_voice_ports_and_speaks_sdp():
     if codecs.G729.available:
         assert "a=rtpmap:18 G729/8000" in offer and "a=fmtp:18 annexb=yes" in offer
     port = int(offer.split("m=audio ")[1].split()[0])
-    assert port % 2 == 0 and 43400 <= port <= 43420
+    assert port % 2 == 0 and gw.rtp_ports["rtp_port_min"] <= port <= gw.rtp_ports["rtp_port_max"]
     svc.remote_sdp(leg, ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                          "t=0 0\r\nm=audio 43500 RTP/AVP 0 101\r\n"
                          "a=rtpmap:101 telephone-event/8000\r\n").encode())
@@ -108,12 +116,11 @@ def test_tone_spec_uses_custom_definition_first():
 def test_inband_dtmf_goes_out_as_tones_and_is_detected_at_the_far_end():
     from twisted.internet import reactor
 
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43480, rtp_port_max=43499,
-                       dtmf_mode="inband", codecs=("PCMU",))
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20), dtmf_mode="inband", codecs=("PCMU",))
     ports = {}
     a = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1",
                      voice_port_of=lambda n: ports.setdefault(n, FrameQueue()))
-    b = MediaService(reactor, attrs.evolve(cfg, rtp_port_min=43500, rtp_port_max=43519),
+    b = MediaService(reactor, attrs.evolve(cfg, **rtp_ports(20)),
                      address="127.0.0.1", interface="127.0.0.1",
                      voice_port_of=lambda n: ports.setdefault(n + 10, FrameQueue()))
     la, lb = Leg(), Leg()
@@ -135,7 +142,7 @@ def test_inband_dtmf_goes_out_as_tones_and_is_detected_at_the_far_end():
 
 def test_swapping_legs_on_a_line_keeps_one_reader_per_port():
     from twisted.internet import reactor
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43520, rtp_port_max=43539)
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20))
     port = FrameQueue()
     svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1",
                        voice_port_of=lambda n: port)
@@ -158,7 +165,7 @@ def test_swapping_legs_on_a_line_keeps_one_reader_per_port():
 
 def test_bad_answer_is_reported_not_raised():
     from twisted.internet import reactor
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43540, rtp_port_max=43559, codecs=("PCMA",))
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20), codecs=("PCMA",))
     svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
     leg = Leg()
     svc.local_sdp(leg, None)
@@ -172,7 +179,7 @@ def test_answer_keeps_the_offers_stream_count():
     """RFC 3264 §6: a video stream next to the audio one is refused with port 0 in
     an answer that still has one m= line per offered stream (goip_tw.sip.sdp)."""
     from twisted.internet import reactor
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43760, rtp_port_max=43779, codecs=("PCMA",))
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20), codecs=("PCMA",))
     svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
     leg = Leg()
     offer = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -191,7 +198,7 @@ def test_answer_keeps_the_offers_stream_count():
 
 def test_hostile_numbers_in_sdp_are_refused_not_raised():
     from twisted.internet import reactor
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43780, rtp_port_max=43799, codecs=("PCMA",))
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20), codecs=("PCMA",))
     svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
     leg = Leg()
     svc.local_sdp(leg, None)
@@ -212,8 +219,7 @@ def test_hostile_numbers_in_sdp_are_refused_not_raised():
 def test_answer_picks_the_configured_codec_order_not_the_offerers():
     """F-440: the operator's codec order decides among codecs both sides offer."""
     from twisted.internet import reactor
-    cfg = attrs.evolve(MediaConfig(), rtp_port_min=43800, rtp_port_max=43819,
-                       codecs=("PCMA", "PCMU"))
+    cfg = attrs.evolve(MediaConfig(), **rtp_ports(20), codecs=("PCMA", "PCMU"))
     svc = MediaService(reactor, cfg, address="127.0.0.1", interface="127.0.0.1")
     leg = Leg()
     offer = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
