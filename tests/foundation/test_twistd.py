@@ -14,15 +14,11 @@ import base64
 
 import pytest
 
+# Ports below the kernel's ephemeral range: a port probed free there can be taken by
+# another bind(0) (the gateway's own included) before twistd binds it.
+from tests.peers.peerutil import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(url, auth=None):

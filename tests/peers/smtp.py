@@ -28,12 +28,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (aiosmtpd needs a number)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.peers.peerutil import free_port
 
 
 def make_self_signed(directory: Path) -> tuple[Path, Path]:
@@ -105,7 +100,9 @@ class SmtpSink:
         self.username = username
         self.password = password
         self.fail_first = fail_first
-        self.port = free_port()
+        # aiosmtpd needs a number: one below the kernel's ephemeral range, so no
+        # bind(0) elsewhere takes it before start() binds it
+        self.port = free_port(socket.SOCK_STREAM)
         self.mbox_path = self.directory / "sink.mbox"
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
