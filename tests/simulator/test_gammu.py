@@ -15,6 +15,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from goip_tw.modem import pdu
 from goip_tw.simulator import Network
+from tests.modem.simhelp import wait_until
 
 GAMMU = shutil.which("gammu")
 TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "peers", "gammu", "gammurc.template")
@@ -40,6 +41,13 @@ def network():
     net.stop()
 
 
+def registered(network):
+    """Fires once every module has booted and registered (its timers run on the real
+    reactor: a fixed wait falls short when the process is scheduled late)."""
+    return wait_until(lambda: all(m.registered for m in network.modules), timeout=10,
+                      what="modules registered")
+
+
 def run_gammu(rc, *args):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"),
            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -48,7 +56,7 @@ def run_gammu(rc, *args):
 
 @pytest_twisted.inlineCallbacks
 def test_gammu_identify(network, tmp_path):
-    yield deferLater(reactor, 0.6, lambda: None)
+    yield registered(network)
     for module in network.modules:
         out, err, code = yield run_gammu(gammurc(tmp_path, module), "identify")
         text = out.decode()
@@ -60,7 +68,7 @@ def test_gammu_identify(network, tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_gammu_getallsms_multipart_and_ucs2(network, tmp_path):
-    yield deferLater(reactor, 0.6, lambda: None)
+    yield registered(network)
     target = network.modules[0]
     phone = network.add_remote_phone("+15553000")
     long_text = " ".join(f"word{i}" for i in range(60))
@@ -79,7 +87,7 @@ def test_gammu_getallsms_multipart_and_ucs2(network, tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_gammu_sendsms_reaches_the_other_sim(network, tmp_path):
-    yield deferLater(reactor, 0.6, lambda: None)
+    yield registered(network)
     sender, receiver = network.modules
     rc = gammurc(tmp_path, sender)
     out, err, code = yield run_gammu(rc, "sendsms", "TEXT", receiver.sim.msisdn,
@@ -117,7 +125,13 @@ def test_done_when_cli_plus_gammu_sendsms(tmp_path):
         rc = tmp_path / "gammurc"
         with open(TEMPLATE) as f:
             rc.write_text(f.read().replace("{device}", at1))
-        time.sleep(1.0)  # boot + registration (0.5 s + 0.2 s) in the other process
+        deadline = time.monotonic() + 30  # boot + registration (0.5 s + 0.2 s) there
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                if all(m["registered"] for m in json.load(r)["modules"]):
+                    break
+            assert time.monotonic() < deadline, "simulated modules never registered"
+            time.sleep(0.1)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
         done = subprocess.run([GAMMU, "-c", str(rc), "sendsms", "TEXT", number2, "-text",
                                "done when"], capture_output=True, text=True, timeout=60,

@@ -10,7 +10,7 @@ from twisted.internet.task import deferLater
 from goip_tw.modem import pdu
 from goip_tw.simulator import Network
 
-from .test_gammu import GAMMU, gammurc, run_gammu
+from .test_gammu import GAMMU, gammurc, registered, run_gammu
 
 pytestmark = pytest.mark.skipif(GAMMU is None, reason="gammu is not installed (apt-get install gammu)")
 
@@ -27,7 +27,7 @@ def network():
 
 @pytest_twisted.inlineCallbacks
 def test_gammu_identify_huawei(network, tmp_path):
-    yield deferLater(reactor, 0.6, lambda: None)
+    yield registered(network)
     module = network.modules[0]
     out, err, code = yield run_gammu(gammurc(tmp_path, module), "identify")
     text = out.decode()
@@ -39,7 +39,7 @@ def test_gammu_identify_huawei(network, tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_gammu_sendsms_and_getallsms_between_huawei_modules(network, tmp_path):
-    yield deferLater(reactor, 0.6, lambda: None)
+    yield registered(network)
     sender, receiver = network.modules
     out, err, code = yield run_gammu(gammurc(tmp_path, sender), "sendsms", "TEXT",
                                      receiver.sim.msisdn, "-text", "hi from a huawei")
