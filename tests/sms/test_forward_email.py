@@ -128,6 +128,9 @@ def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
         clock.advance(0)
         rows = yield wait_for_row(store, lambda r: r["attempts"] == 1)
         assert tuple(rows[0]) == ("pending", 1) and sink.messages == []
+        # The read can see the commit before the writer thread handed its result to
+        # the reactor, i.e. before the forwarder armed the retry: wait for that too.
+        yield wait_for(lambda: clock.getDelayedCalls(), "the retry armed")
         clock.advance(10)
         rows = yield wait_for_row(store, lambda r: r["state"] == "done")
         assert tuple(rows[0]) == ("done", 2)
@@ -140,6 +143,16 @@ def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
     finally:
         yield store.stop()
         sink.stop()
+
+
+@defer.inlineCallbacks
+def wait_for(predicate, what):
+    """Poll (bounded) on the real reactor until ``predicate()`` is true."""
+    for _ in range(250):
+        if predicate():
+            return
+        yield deferLater(reactor, 0.02)
+    raise AssertionError(f"{what}: not reached")
 
 
 @defer.inlineCallbacks
