@@ -4,6 +4,11 @@ The network runs on ``MemoryReactorClock``: timers are a test clock, and the
 pty file descriptors are registered with it instead of a real reactor.  The
 ``pump`` helper plays the reactor's part (read what is readable, flush what is
 buffered), so every byte still crosses a real pseudo-terminal.
+
+The kernel moves pty data on its own schedule (a worker thread; on a busy machine
+tens of milliseconds later), so a quiet moment does not mean the other side has
+said everything: a :class:`Client` counts the bytes each side handed to the pty and
+reads until every one of them has arrived.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import select
 import termios
+import time
 import tty
 
 import pytest
@@ -19,6 +25,8 @@ from twisted.internet.testing import MemoryReactorClock
 from goip_tw.simulator import Network
 
 IO_SETTLE = 0.005
+#: how long a read waits for bytes already handed to the pty to come out of it
+IO_DEADLINE = 10.0
 FINALS = ("OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER", "BUSY", "NO ANSWER",
           "CONNECT", "> ")
 
@@ -33,16 +41,46 @@ def pump(reactor, rounds=5):
                 writer.doWrite()
 
 
-class Client:
-    """A TE on the slave side of a pty."""
+def track(port):
+    """Count what the module behind ``port`` (a simulator PtyPort) writes to its pty
+    and reads from it from now on; our clients count the other direction. Bytes
+    already waiting for the client count as written (opening the slave can drop
+    what was waiting: call this once the client's fd is set up)."""
+    if port is None:
+        return None
+    port.bytes_out = port.unread_bytes()
+    port.bytes_in = port.clients_read = port.clients_wrote = 0
+    if hasattr(port, "counted"):
+        return port
+    port.counted = True
+    write_some, received = port.writeSomeData, port._data_received
 
-    def __init__(self, reactor, path):
+    def counting_write(data):
+        n = write_some(data)
+        if isinstance(n, int) and n > 0:
+            port.bytes_out += n
+        return n
+
+    def counting_received(data):
+        port.bytes_in += len(data)
+        return received(data)
+
+    port.writeSomeData = counting_write
+    port._data_received = counting_received
+    return port
+
+
+class Client:
+    """A TE on the slave side of a pty (``port``: the module's end, counted)."""
+
+    def __init__(self, reactor, path, port=None):
         self.reactor = reactor
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self.fd)
         attrs = termios.tcgetattr(self.fd)
         attrs[3] &= ~termios.ECHO
         termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.port = track(port)
         self.buffer = b""
 
     def close(self):
@@ -51,20 +89,36 @@ class Client:
             self.fd = None
 
     def write(self, data: bytes):
-        os.write(self.fd, data)
+        written = os.write(self.fd, data)
+        if self.port is not None:
+            self.port.clients_wrote += written
+
+    def in_flight(self) -> bool:
+        """Bytes one side handed to the pty that the other has not read yet."""
+        p = self.port
+        if p is None or p.closed:
+            return False
+        return (p.bytes_out > p.clients_read or p.clients_wrote > p.bytes_in
+                or p.pending_bytes() > 0)
 
     def read(self) -> bytes:
         """Pump and read until neither side has bytes in flight.
 
-        The kernel moves pty data asynchronously, so this waits on the fds
-        (a few milliseconds at most), never on time."""
+        Waits on the fds, never on time: a quiet ``IO_SETTLE`` ends the read only
+        once every byte either side handed to the pty has come out (bounded by
+        ``IO_DEADLINE``)."""
         out = b""
-        for _ in range(200):
+        deadline = time.monotonic() + IO_DEADLINE
+        rounds = 0
+        while rounds < 200 and time.monotonic() < deadline:
             pump(self.reactor)
             fds = [self.fd] + [r.fileno() for r in self.reactor.readers if r.fileno() >= 0]
             ready, _, _ = select.select(fds, [], [], IO_SETTLE)
             if not ready:
+                if self.in_flight():
+                    continue
                 break
+            rounds += 1
             if self.fd in ready:
                 try:
                     chunk = os.read(self.fd, 65536)
@@ -75,6 +129,8 @@ class Client:
                 if not chunk:
                     break  # hung up: the module was unplugged
                 out += chunk
+                if self.port is not None:
+                    self.port.clients_read += len(chunk)
         self.buffer += out
         return out
 
@@ -127,7 +183,7 @@ class Sim:
     def client(self, index=0, kind="at") -> Client:
         module = self.network.modules[index]
         path = module.at_path if kind == "at" else module.audio_path
-        c = Client(self.reactor, path)
+        c = Client(self.reactor, path, module.at_port if kind == "at" else module.audio_port)
         self.clients.append(c)
         return c
 
