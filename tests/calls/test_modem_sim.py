@@ -5,6 +5,9 @@ phones answer, are busy, reject or are unreachable.  SIP and media are the
 recording fakes, so the assertions are on what the mobile side did.
 """
 
+import select
+import time
+
 import pytest
 from twisted.internet.serialport import SerialPort
 from twisted.internet.testing import MemoryReactorClock
@@ -18,6 +21,8 @@ from goip_tw.events import EventBus
 from goip_tw.modem.api import Modem
 from goip_tw.modem.at import AtEngine
 from goip_tw.simulator import Network
+
+from tests.simulator.conftest import track
 
 from .fakes import FakeCdrs, FakeLeg, FakeMedia, FakeSip
 
@@ -41,6 +46,8 @@ class SimRig:
         for _ in range(modules):
             self.network.add_module("quectel", 1)
         self.network.start()
+        for module in self.network.modules:
+            track(module.at_port).discarded = 0
         self.settle(1)
         self.log = []
         self.config = CallsConfig(lines=tuple(LineCalls(**kw) for kw in lines))
@@ -49,7 +56,9 @@ class SimRig:
         self.modems = []
         for n, module in enumerate(self.network.modules, 1):
             engine = AtEngine(r, name=f"line{n}")
+            self._drain_pty()  # opening the port drops what waits: let it all arrive first
             self.ports.append(SerialPort(engine, module.at_path, r, baudrate=115200))
+            self._count_engine_side(module.at_port, engine, self.ports[-1])
             modem = Modem(engine, r, name=f"line{n}")
             self.modems.append(modem)
             self.wait(modem.initialise())
@@ -65,10 +74,52 @@ class SimRig:
             cdrs=self.cdrs)
         self.lines.controller = self.ctl
 
+    @staticmethod
+    def _count_engine_side(port, engine, serial):
+        """Our engine's end of the pty counts what it reads and writes, the module's
+        end (``track``) the same, so a step can wait for the bytes in between."""
+        received, write_some = engine.dataReceived, serial.writeSomeData
+
+        def counting_received(data):
+            port.clients_read += len(data)
+            return received(data)
+
+        def counting_write(data):
+            n = write_some(data)
+            if isinstance(n, int) and n > 0:
+                port.clients_wrote += n
+            return n
+
+        engine.dataReceived = counting_received
+        serial.writeSomeData = counting_write
+        port.discarded = port.bytes_out - port.clients_read - port.unread_bytes()
+
+    def in_flight(self):
+        """Bytes handed to a pty that are neither read nor waiting to be read."""
+        for m in self.network.modules:
+            p = m.at_port
+            if p is None or p.closed or not hasattr(p, "discarded"):
+                continue
+            if (p.bytes_out - p.discarded - p.clients_read > p.unread_bytes()
+                    or p.clients_wrote > p.bytes_in or p.pending_bytes()):
+                return True
+        return False
+
+    def _drain_pty(self):
+        deadline = time.monotonic() + 10
+        while self.in_flight() and time.monotonic() < deadline:
+            fds = [r.fileno() for r in self.reactor.readers if r.fileno() >= 0]
+            select.select(fds, [], [], 0.005)
+            pump(self.reactor)
+
     def settle(self, seconds=1.0, step=0.1):
+        """Advance time step by step; before each step every byte the engines and the
+        modules handed to the ptys has arrived (the kernel moves them in a worker
+        thread, late on a busy machine), so no timer fires on an answer in flight."""
         for _ in range(int(round(seconds / step))):
             self.reactor.advance(step)
             pump(self.reactor)
+            self._drain_pty()
 
     def wait(self, d, seconds=5.0):
         out = []
