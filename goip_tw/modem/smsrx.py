@@ -10,6 +10,10 @@ doubling per failure up to ``retry_max`` (a message that always fails neither sp
 nor holds up the others; the periodic drain offers it too).  Already-delivered
 messages (same IMSI + sender + timestamp + concatenation reference + part) found
 again are deleted without a second delivery.
+A long message's copies are deleted highest part first: part 1's time stamp names the
+message (its duplicate key), so parts left on the module by a crash between the
+deletes still carry it, and are dropped as the stored message's duplicate once their
+reassembly times out (each part of a long SMS gets its own TP-SCTS on a real network).
 Directly routed ``+CMT`` / ``+CDS`` (a module that ignores our CNMI) are acknowledged
 with AT+CNMA after the handler fired.
 """
@@ -70,7 +74,7 @@ class SmsMixin:
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._busy: set = set()
         self._reasm = pdu.Reassembler(self.clock, reassembly_timeout, on_timeout=self._partial)
-        self._part_locs: dict[tuple, list] = {}
+        self._part_locs: dict[tuple, list[tuple[int, tuple]]] = {}  # (seq, location)
         self._part_keys: dict[tuple, list] = {}
         self._failures: dict[tuple, int] = {}
         self._retries: dict[tuple, object] = {}
@@ -253,14 +257,14 @@ class SmsMixin:
             yield self._deliver(msg, locs, imsi, 1, (), [part_key])
             return
         group = (msg.sender, c.ref_bits, c.ref, c.total)
-        self._part_locs.setdefault(group, []).extend(locs)
+        self._part_locs.setdefault(group, []).extend((c.seq, loc) for loc in locs)
         keys = self._part_keys.setdefault(group, [])
         if part_key not in keys:
             keys.append(part_key)
         whole = self._reasm.add(msg)
         if whole is None:
             return  # locations stay busy until the whole message is handed over
-        group_locs = self._part_locs.pop(group, [])
+        group_locs = self._pop_part_locs(group)
         group_keys = self._part_keys.pop(group, [])
         yield self._deliver(whole, group_locs, imsi, c.total, (), group_keys, c)
 
@@ -268,12 +272,17 @@ class SmsMixin:
         """Reassembly timed out: hand over what we have rather than lose it."""
         c = whole.concat
         group = (whole.sender, c.ref_bits, c.ref, c.total)
-        locs = self._part_locs.pop(group, [])
+        locs = self._pop_part_locs(group)
         keys = self._part_keys.pop(group, [])
         imsi = self.sim.imsi if self.sim else None
         whole = attrs.evolve(whole, concat=None)
         self._deliver(whole, locs, imsi, c.total, missing, keys, probe_concat=c).addErrback(
             self._log_failure, "partial")
+
+    def _pop_part_locs(self, group) -> list:
+        """The group's locations in delete order: highest part first (module docstring)."""
+        located = self._part_locs.pop(group, [])
+        return [loc for _, loc in sorted(located, key=lambda sl: -sl[0])]
 
     def _deliver(self, whole, locs, imsi, parts, missing, part_keys, probe_concat=None):
         probe = attrs.evolve(whole, concat=probe_concat) if probe_concat else whole

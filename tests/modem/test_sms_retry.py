@@ -233,7 +233,44 @@ def test_refused_long_message_is_read_again_whole_and_handed_over_once():
     advance(clock, 1.0)
     assert log == [("refused", text)] and {8, 9} <= set(store.msgs)
     advance(clock, 3.0)
-    assert log[1:] == [("committed", text), ("deleted", 8), ("deleted", 9)]
+    assert log[1:] == [("committed", text), ("deleted", 9), ("deleted", 8)]  # part 1 last
     advance(clock, 600, step=1.0)
     assert sorted(i for _, i in store.reads) == [8, 8, 9, 9]
     modem.stop()
+
+
+def test_parts_left_by_a_crash_between_deletes_come_back_under_the_message_key():
+    """On a real network each part of a long SMS has its own TP-SCTS, and the message
+    is keyed by part 1's.  A crash after the first delete leaves parts on the module;
+    read again after the restart they must carry the same key, so the gateway drops
+    them as the stored message's duplicate instead of storing an incomplete copy."""
+    text = "three parts, each stamped a second later " * 8
+    stamped = [pdu.encode_deliver(PHONE, text, datetime(2024, 5, 1, 12, 0, s, tzinfo=timezone.utc),
+                                  concat_ref=7) for s in range(3)]
+    assert {len(p) for p in stamped} == {3}
+    modem, t, clock, store, log, _ = rig()
+    for seq in range(3):
+        store.msgs[4 + seq] = stamped[seq][seq]
+    keys = []
+    modem.sms_handler = lambda event: keys.append((event.dedupe_key, event.missing)) or None
+    deletes = []
+
+    def crash_after_first_delete(cmd):
+        deletes.append(cmd)
+        return store.cmgd(cmd) if len(deletes) == 1 else None  # then silence: killed
+    t.script["AT+CMGD=*"] = crash_after_first_delete
+    for index in (4, 5, 6):
+        t.urc(f'+CMTI: "SM",{index}')
+    advance(clock, 2.0)
+    assert len(keys) == 1 and keys[0][1] == () and len(store.msgs) == 2
+    modem.stop()
+
+    again, t2, clock2, store2, _, _ = rig()
+    store2.msgs.update(store.msgs)
+    again.sms_handler = lambda event: keys.append((event.dedupe_key, event.missing)) or None
+    for index in sorted(store.msgs):
+        t2.urc(f'+CMTI: "SM",{index}')
+    advance(clock2, 310, step=1.0)  # the module's reassembly timeout (300 s) hands them on
+    assert len(keys) == 2 and keys[1][1]  # incomplete: a part is gone
+    assert keys[1][0] == keys[0][0]
+    again.stop()
