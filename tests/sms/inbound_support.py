@@ -55,24 +55,6 @@ def flush(store):
     return store.write(lambda conn: None)
 
 
-@defer.inlineCallbacks
-def settle(store, clock, done, rounds=50):
-    """Runs a chain of store writes, store reads and ``clock`` calls until ``done()``
-    (a bool, or a Deferred of one) is true.
-
-    A write flush alone does not order with reads (they have their own thread), so a
-    chain with a read in it needs a varying number of rounds; each round here waits
-    for both threads' queued jobs and fires what is due now. Bounded: the assertion
-    after it says what never happened.
-    """
-    for _ in range(rounds):
-        if (yield defer.maybeDeferred(done)):
-            return
-        yield flush(store)
-        yield store.query("SELECT 1")
-        clock.advance(0)
-
-
 def history(store):
     return store.query("SELECT * FROM sms_history ORDER BY id")
 

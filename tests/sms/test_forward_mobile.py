@@ -8,7 +8,8 @@ from zope.interface import implementer
 from goip_tw.sms.forward import ForwardJob, ForwardRules, Forwarder, mobile_sender
 from goip_tw.sms.inbound import InboundSms
 from goip_tw.sms.queue import ISmsLine, SmsQueue
-from tests.sms.inbound_support import part, settle, store  # noqa: F401
+from tests.sms.fakes import settle
+from tests.sms.inbound_support import part, store  # noqa: F401
 
 
 @implementer(ISmsLine)
@@ -40,12 +41,7 @@ def test_forward_reaches_the_queue_in_manual_format(store):
     inbound = InboundSms(store, clock, planner=fwd)
     yield fwd.start()
     yield inbound.part_received(part("你好", line=1))
-
-    def forwarded():
-        states = store.query("SELECT state FROM sms_forward")
-        return states.addCallback(lambda rows: line.sent and [r[0] for r in rows] == ["done"])
-
-    yield settle(store, clock, forwarded)
+    yield settle(store, clock)
     assert [(r, t) for r, t, _ in line.sent] == [("+8613800000000", "L1,+8613670128297>你好")]
     rows = yield store.query("SELECT state FROM sms_forward")
     assert [r[0] for r in rows] == ["done"]
