@@ -22,7 +22,7 @@ from goip_tw.modem.api import Modem
 from goip_tw.modem.at import AtEngine
 from goip_tw.simulator import Network
 
-from tests.simulator.conftest import track
+from tests.simulator.conftest import count_into, track
 
 from .fakes import FakeCdrs, FakeLeg, FakeMedia, FakeSip
 
@@ -78,20 +78,8 @@ class SimRig:
     def _count_engine_side(port, engine, serial):
         """Our engine's end of the pty counts what it reads and writes, the module's
         end (``track``) the same, so a step can wait for the bytes in between."""
-        received, write_some = engine.dataReceived, serial.writeSomeData
-
-        def counting_received(data):
-            port.clients_read += len(data)
-            return received(data)
-
-        def counting_write(data):
-            n = write_some(data)
-            if isinstance(n, int) and n > 0:
-                port.clients_wrote += n
-            return n
-
-        engine.dataReceived = counting_received
-        serial.writeSomeData = counting_write
+        count_into(port, "clients_read", engine, "dataReceived")
+        count_into(port, "clients_wrote", serial, "writeSomeData", written=True)
         port.discarded = port.bytes_out - port.clients_read - port.unread_bytes()
 
     def in_flight(self):

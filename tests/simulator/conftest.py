@@ -53,21 +53,23 @@ def track(port):
     if hasattr(port, "counted"):
         return port
     port.counted = True
-    write_some, received = port.writeSomeData, port._data_received
-
-    def counting_write(data):
-        n = write_some(data)
-        if isinstance(n, int) and n > 0:
-            port.bytes_out += n
-        return n
-
-    def counting_received(data):
-        port.bytes_in += len(data)
-        return received(data)
-
-    port.writeSomeData = counting_write
-    port._data_received = counting_received
+    count_into(port, "bytes_out", port, "writeSomeData", written=True)
+    count_into(port, "bytes_in", port, "_data_received")
     return port
+
+
+def count_into(port, field, obj, method, written=False):
+    """Wrap ``obj.<method>`` so it adds to ``port.<field>`` the bytes it handles: a
+    write what it returns (the bytes accepted), a receive the data's length."""
+    inner = getattr(obj, method)
+
+    def counting(data):
+        n = inner(data) if written else len(data)
+        if isinstance(n, int) and n > 0:
+            setattr(port, field, getattr(port, field) + n)
+        return n if written else inner(data)
+
+    setattr(obj, method, counting)
 
 
 class Client:
