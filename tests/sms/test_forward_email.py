@@ -6,6 +6,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from goip_tw.sms.mailer import SmtpSettings, build_message, header_safe, send_message
+from tests.modem.simhelp import wait_until
 from tests.peers.smtp import SmtpSink
 
 EVIL = "hi\r\nBcc: victim@example.com\r\n.\r\nMAIL FROM:<x@y>\r\n\u2028Subject: pwned 😀 你好"
@@ -130,7 +131,7 @@ def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
         assert tuple(rows[0]) == ("pending", 1) and sink.messages == []
         # The read can see the commit before the writer thread handed its result to
         # the reactor, i.e. before the forwarder armed the retry: wait for that too.
-        yield wait_for(lambda: clock.getDelayedCalls(), "the retry armed")
+        yield wait_until(clock.getDelayedCalls, what="the retry armed")
         clock.advance(10)
         rows = yield wait_for_row(store, lambda r: r["state"] == "done")
         assert tuple(rows[0]) == ("done", 2)
@@ -143,16 +144,6 @@ def test_received_sms_reaches_inbox_after_a_temporary_failure(tmp_path):
     finally:
         yield store.stop()
         sink.stop()
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, what):
-    """Poll (bounded) on the real reactor until ``predicate()`` is true."""
-    for _ in range(250):
-        if predicate():
-            return
-        yield deferLater(reactor, 0.02)
-    raise AssertionError(f"{what}: not reached")
 
 
 @defer.inlineCallbacks

@@ -181,11 +181,12 @@ def test_real_sip_stack_delivers_the_message(store):
         yield fwd.start()
         yield inbound.part_received(part("你好", line=1))
         clock.advance(0)
-        from tests.sms.test_forward_email import wait_for, wait_for_row
+        from tests.modem.simhelp import wait_until
+        from tests.sms.test_forward_email import wait_for_row
 
         yield wait_for_row(store, lambda r: r["attempts"] == 1)
         # seen committed is not yet re-armed (the writer hands results over after)
-        yield wait_for(lambda: clock.getDelayedCalls(), "the retry armed")
+        yield wait_until(clock.getDelayedCalls, what="the retry armed")
         clock.advance(10)
         rows = yield wait_for_row(store, lambda r: r["state"] == "done")
         assert tuple(rows[0]) == ("done", 2)
